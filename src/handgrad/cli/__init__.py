@@ -1,0 +1,47 @@
+"""The ``handgrad`` command. Each sub-command lives in a module of this package
+that defines ``add_parser(subparsers)`` and ``run(args) -> int``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+
+COMMANDS = ()
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handgrad",
+        description="Deep learning from scratch in NumPy: train, evaluate and inspect networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"handgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f".{name}", __name__).add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, KeyError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        if os.environ.get("HANDGRAD_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"handgrad {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"handgrad {args.command}: interrupted", file=sys.stderr)
+        return 130

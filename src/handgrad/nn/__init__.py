@@ -1,0 +1,6 @@
+"""Layers with the PyTorch-like object API: each owns Parameters and calls one kernel."""
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .dropout import Dropout, Flatten
+from .linear import Linear
+from .loss import CrossEntropyLoss, MSELoss
+from .module import Module, Parameter, Sequential

@@ -1,0 +1,43 @@
+"""Dropout and Flatten."""
+from __future__ import annotations
+
+from ..backend import get_rng
+from ..ops import dropout_backward, dropout_forward
+from .module import Module
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and
+    scale the rest by 1/(1-p); in eval mode, the identity."""
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+        # None: draw from the global generator at call time, so manual_seed() applies
+        self._rng = None if rng is None else get_rng(rng)
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._cache = None
+            return x
+        out, self._cache = dropout_forward(x, self.p, get_rng(self._rng))
+        return out
+
+    def backward(self, dout):
+        return dout if self._cache is None else dropout_backward(dout, self._cache)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Reshape (N, d_1, ..., d_k) to (N, d_1 * ... * d_k); backward reshapes back."""
+
+    def forward(self, x):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self._shape)

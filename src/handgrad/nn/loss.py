@@ -1,0 +1,90 @@
+"""Loss modules. ``loss = criterion(output, target)`` returns a Python float and
+keeps what ``criterion.backward()`` needs to return dL/d(output)."""
+from __future__ import annotations
+
+from ..backend import array_module
+from ..ops import mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .module import Module
+
+_REDUCTIONS = ("mean", "sum")
+
+
+def _check_reduction(loss, reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{type(loss).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def _check_finite(loss, name, x):
+    if not bool(array_module(x).isfinite(x).all()):
+        raise ValueError(f"{type(loss).__name__}: {name} contain NaN or inf")
+
+
+class CrossEntropyLoss(Module):
+    """Softmax followed by cross-entropy, fused for stability and speed.
+
+    ``target`` is either integer class labels (N,) in [0, C) or a distribution
+    (N, C) such as one-hot rows. See :func:`handgrad.ops.softmax_cross_entropy_forward`
+    for the formula and the gradient dL/dz = (softmax(z) - t) / N.
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        _check_reduction(self, reduction)
+        self.reduction = reduction
+
+    def forward(self, logits, target) -> float:
+        name = type(self).__name__
+        if logits.ndim != 2:
+            raise ValueError(f"{name}: expected logits of shape (N, C), got shape {tuple(logits.shape)}")
+        n, c = logits.shape
+        _check_finite(self, "logits", logits)
+        xp = array_module(logits)
+        target = xp.asarray(target)
+        if target.ndim == 1:
+            if target.dtype.kind not in "iu":
+                raise TypeError(f"{name}: class labels must be integers, got dtype {target.dtype}")
+            if target.shape[0] != n:
+                raise ValueError(f"{name}: {n} logits rows but {target.shape[0]} labels")
+            if n and (int(target.min()) < 0 or int(target.max()) >= c):
+                bad = target[(target < 0) | (target >= c)]
+                raise ValueError(f"{name}: labels must be in [0, {c}), got {int(bad[0])}")
+        elif target.shape == logits.shape:
+            _check_finite(self, "targets", target)
+            target = target.astype(logits.dtype, copy=False)
+        else:
+            raise ValueError(
+                f"{name}: target must be labels (N,) or a distribution (N, C) = {tuple(logits.shape)}, "
+                f"got shape {tuple(target.shape)}"
+            )
+        loss, self._cache = softmax_cross_entropy_forward(logits, target, self.reduction)
+        return float(loss)
+
+    def backward(self, dout: float = 1.0):
+        return softmax_cross_entropy_backward(dout, self._cache)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(Module):
+    """L = mean((x - t)^2) (or the sum); dL/dx = 2 (x - t) / K."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        _check_reduction(self, reduction)
+        self.reduction = reduction
+
+    def forward(self, x, target) -> float:
+        xp = array_module(x)
+        target = xp.asarray(target, dtype=x.dtype)
+        if target.shape != x.shape:
+            raise ValueError(f"MSELoss: input shape {tuple(x.shape)} and target shape {tuple(target.shape)} differ")
+        _check_finite(self, "inputs", x)
+        loss, self._cache = mse_forward(x, target, self.reduction)
+        return float(loss)
+
+    def backward(self, dout: float = 1.0):
+        return mse_backward(dout, self._cache)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"

@@ -1,0 +1,232 @@
+"""Module, Parameter and Sequential: the object API over the ``ops`` kernels.
+
+The contract every layer follows:
+
+* ``forward(x)`` returns the output and keeps (in ``self._cache``) what the
+  backward pass needs;
+* ``backward(dout)`` takes dL/d(output), returns dL/d(input) and ADDS the
+  parameter gradients into ``p.grad``; it never updates weights;
+* parameters, buffers and sub-modules are registered by assigning them as
+  attributes, so ``named_parameters()`` and ``state_dict()`` produce PyTorch's
+  dotted names (``0.weight``, ``conv1.bias``, ``bn.running_mean``).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..backend import array_module
+
+
+class Parameter:
+    """A trainable array ``data`` with its gradient ``grad`` (same shape, starts at zero)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = array_module(data).zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self):
+        self.grad.fill(0)
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer and model. Subclasses implement ``forward`` and ``backward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        params, modules, buffers = self._parameters, self._modules, self._buffers
+        if isinstance(value, Parameter):
+            modules.pop(name, None)
+            buffers.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            buffers.pop(name, None)
+            modules[name] = value
+        else:  # a plain attribute, or a new array for a registered buffer
+            params.pop(name, None)
+            modules.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array) -> None:
+        """Register a non-trainable array (e.g. batch-norm running statistics) saved in ``state_dict``."""
+        setattr(self, name, array)
+        self._buffers[name] = True
+
+    # -- computation -------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dout):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -- traversal ---------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        """Yield ``(name, module)`` for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = ""):
+        """Yield ``(dotted_name, Parameter)`` for every parameter, in registration order."""
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = ""):
+        for mod_name, module in self.named_modules(prefix):
+            for name in module._buffers:
+                yield (f"{mod_name}.{name}" if mod_name else name), getattr(module, name)
+
+    def num_parameters(self) -> int:
+        """Total number of trainable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    # -- state -------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True):
+        """Switch this module and its descendants to training (or, with ``mode=False``, eval) behaviour."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter and buffer, keyed by PyTorch-style dotted names."""
+        state = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data.copy()
+        for name, buf in self.named_buffers():
+            state[name] = buf.copy()
+        return state
+
+    def _state_slots(self):
+        """Map dotted name -> (owning module, attribute, is_parameter)."""
+        slots = {}
+        for mod_name, module in self.named_modules():
+            dot = f"{mod_name}." if mod_name else ""
+            for name in module._parameters:
+                slots[dot + name] = (module, name, True)
+            for name in module._buffers:
+                slots[dot + name] = (module, name, False)
+        return slots
+
+    def load_state_dict(self, state, strict: bool = True) -> None:
+        """Copy arrays from ``state`` into this module's parameters and buffers.
+
+        Raises ``KeyError`` naming missing or unexpected keys (when ``strict``) and
+        ``ValueError`` naming the key whose shape does not match.
+        """
+        slots = self._state_slots()
+        missing = [k for k in slots if k not in state]
+        unexpected = [k for k in state if k not in slots]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key, (module, name, is_param) in slots.items():
+            if key not in state:
+                continue
+            current = module._parameters[name].data if is_param else getattr(module, name)
+            xp = array_module(current)
+            value = xp.asarray(state[key], dtype=current.dtype)
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: shape mismatch for '{key}': "
+                    f"expected {tuple(current.shape)}, got {tuple(value.shape)}"
+                )
+            current[...] = value
+
+    def astype(self, dtype):
+        """Cast every parameter, gradient and floating buffer to ``dtype`` in place; returns self."""
+        for module in (m for _, m in self.named_modules()):
+            for p in module._parameters.values():
+                p.data = p.data.astype(dtype)
+                p.grad = p.grad.astype(dtype)
+            for name in module._buffers:
+                buf = getattr(module, name)
+                if buf.dtype.kind == "f":
+                    object.__setattr__(module, name, buf.astype(dtype))
+        return self
+
+    # -- display -----------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Modules applied in order; backward runs them in reverse.
+
+    Children are named ``"0"``, ``"1"``, ... so state dicts match ``torch.nn.Sequential``.
+    """
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, dout):
+        for m in reversed(self._modules.values()):
+            dout = m.backward(dout)
+        return dout

@@ -1,0 +1,12 @@
+"""Pure kernels: ``f_forward(x, params..., cfg) -> (out, cache)`` and
+``f_backward(dout, cache) -> (dx, dparams...)``. No state, no validation."""
+from .activations import (
+    leaky_relu_backward, leaky_relu_forward, log_softmax_backward, log_softmax_forward,
+    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, softmax_backward,
+    softmax_forward, tanh_backward, tanh_forward,
+)
+from .dropout import dropout_backward, dropout_forward
+from .linear import linear_backward, linear_forward
+from .losses import (
+    mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
+)

@@ -1,0 +1,62 @@
+"""Loss kernels: softmax cross-entropy (fused) and mean squared error.
+
+``*_forward`` returns ``(loss, cache)`` with ``loss`` a 0-d array;
+``*_backward(dout, cache)`` returns dL/d(input) scaled by the scalar ``dout``.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+
+
+def softmax_cross_entropy_forward(logits, target, reduction="mean"):
+    """Cross-entropy of softmax(logits) against class labels or a target distribution.
+
+    With p = softmax(z) computed stably as log p = z - max z - log sum exp(z - max z):
+
+        labels y (N,) int:        L_n = -log p[n, y_n]
+        distribution t (N, C):    L_n = -sum_c t[n, c] log p[n, c]
+
+    ``reduction='mean'`` returns (1/N) sum_n L_n, ``'sum'`` returns sum_n L_n.
+    Shapes: logits (N, C).
+    """
+    xp = array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = xp.exp(shifted)
+    sum_exp = exp.sum(axis=1, keepdims=True)
+    log_p = shifted - xp.log(sum_exp)
+    n = logits.shape[0]
+    if target.ndim == 1:
+        losses = -log_p[xp.arange(n), target]
+    else:
+        losses = -(target * log_p).sum(axis=1)
+    total = losses.sum()
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    return total * scale, (exp / sum_exp, target, scale)
+
+
+def softmax_cross_entropy_backward(dout, cache):
+    """dL/dz = (p - t) * scale * dout, where t is the one-hot label (or the target
+    distribution; for a distribution summing to s the gradient is p s - t) and
+    scale is 1/N for the mean, 1 for the sum."""
+    p, target, scale = cache
+    xp = array_module(p)
+    if target.ndim == 1:
+        dz = p.copy()
+        dz[xp.arange(p.shape[0]), target] -= 1
+    else:
+        dz = p * target.sum(axis=1, keepdims=True) - target
+    dz *= p.dtype.type(scale * dout)
+    return dz
+
+
+def mse_forward(x, target, reduction="mean"):
+    """L = (1/K) sum_i (x_i - t_i)^2 over all K elements (``'sum'``: no 1/K)."""
+    diff = x - target
+    scale = 1.0 / diff.size if reduction == "mean" else 1.0
+    return (diff * diff).sum() * scale, (diff, scale)
+
+
+def mse_backward(dout, cache):
+    """dL/dx = 2 (x - t) * scale * dout"""
+    diff, scale = cache
+    return diff * diff.dtype.type(2 * scale * dout)

@@ -1,0 +1,30 @@
+"""Helpers for comparing handgrad with PyTorch (the test-only oracle)."""
+import numpy as np
+import torch
+
+torch.set_default_dtype(torch.float32)
+
+
+def t(a, grad=False):
+    """A torch tensor with a copy of the NumPy array ``a``."""
+    out = torch.tensor(np.ascontiguousarray(a))
+    return out.requires_grad_(grad) if grad else out
+
+
+def copy_weights(hg_module, torch_module):
+    """Load handgrad's state dict into the torch module (names and layouts are shared)."""
+    state = {k: torch.tensor(v) for k, v in hg_module.state_dict().items()}
+    torch_module.load_state_dict(state, strict=True)
+
+
+def assert_close(ours, theirs, tol=1e-5, name=""):
+    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol, err_msg=name)
+
+
+def assert_grads_match(hg_module, torch_module, tol=1e-5):
+    """Every parameter gradient of handgrad equals torch's, by name."""
+    theirs = dict(torch_module.named_parameters())
+    for name, p in hg_module.named_parameters():
+        assert name in theirs, f"torch has no parameter {name}"
+        assert_close(p.grad, theirs[name].grad, tol, name)
