@@ -4,3 +4,6 @@ from .dropout import Dropout, Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter, Sequential
+from .embedding import Embedding
+from .recurrent import GRU, LSTM, RNN, AttentionRNN, GatedRNN
+from .temporal_loss import TemporalCrossEntropyLoss

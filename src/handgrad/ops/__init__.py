@@ -10,3 +10,5 @@ from .linear import linear_backward, linear_forward
 from .losses import (
     mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
 )
+from . import recurrent
+from .embedding import embedding_backward, embedding_forward

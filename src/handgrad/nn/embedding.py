@@ -1,0 +1,42 @@
+"""Embedding layer: a learned vector per token id."""
+from __future__ import annotations
+
+from ..backend import array_module, get_default_dtype, get_rng
+from ..ops.embedding import embedding_backward, embedding_forward
+from .module import Module, Parameter
+
+
+class Embedding(Module):
+    """out = weight[idx]: integer ids of any shape -> vectors, shape idx.shape + (embedding_dim,).
+
+    ``weight`` is (num_embeddings, embedding_dim), initialised N(0, 1) as in
+    ``torch.nn.Embedding``. Backward scatter-adds dout into the rows that were
+    looked up and returns None (indices have no gradient).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, rng=None, dtype=None):
+        super().__init__()
+        for key, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Embedding: {key} must be a positive integer, got {value!r}")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        weight = get_rng(rng).standard_normal((num_embeddings, embedding_dim))
+        self.weight = Parameter(weight.astype(dtype or get_default_dtype()))
+
+    def forward(self, idx):
+        xp = array_module(self.weight.data)
+        idx = xp.asarray(idx)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: expected integer token ids, got dtype {idx.dtype}")
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
+            bad = idx[(idx < 0) | (idx >= self.num_embeddings)]
+            raise ValueError(f"Embedding: token ids must be in [0, {self.num_embeddings}), got {int(bad[0])}")
+        out, self._cache = embedding_forward(idx, self.weight.data)
+        return out
+
+    def backward(self, dout):
+        self.weight.grad += embedding_backward(dout, self._cache)
+        return None
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"

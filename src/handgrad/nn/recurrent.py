@@ -1,0 +1,277 @@
+"""Recurrent layers on batch-first sequences (N, T, D): RNN, LSTM, GRU, GatedRNN, AttentionRNN.
+
+``out, state = layer(x, state0)`` returns every hidden state ``out`` (N, T, H) and
+the final state, as ``torch.nn.RNN/LSTM/GRU(batch_first=True)`` do:
+
+* RNN and GRU: state = h (num_layers, N, H);
+* LSTM: state = (h, c), each (num_layers, N, H);
+* GatedRNN: state = h (N, H);  AttentionRNN: state = the last k states (N, k, H).
+
+``state0`` defaults to zeros. ``layer.backward(dout, dstate=None)`` takes the
+gradient of the loss w.r.t. ``out`` (or None) and, optionally, w.r.t. the final
+state (same structure as ``state``; None, or None entries, mean zero), adds the
+parameter gradients and returns dx. The gradient w.r.t. ``state0`` is left in
+``layer.initial_state_grad``.
+
+Truncated back-propagation through time: feed the final state of one chunk as
+``state0`` of the next. States are plain arrays with no graph attached (they are
+already "detached"), so each chunk's backward stops at its initial state; to
+back-propagate further, pass ``layer.initial_state_grad`` of the later chunk as
+``dstate`` of the earlier one.
+
+Parameter names and layouts are PyTorch's, so state dicts move between the two
+libraries: ``weight_ih_l{k}`` (G H, D_k), ``weight_hh_l{k}`` (G H, H),
+``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G H,), gates stacked as (i, f, g, o) for
+the LSTM and (r, z, n) for the GRU. Default initialisation is PyTorch's:
+U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import init
+from ..backend import array_module, get_default_dtype
+from ..ops import recurrent as R
+from .module import Module, Parameter
+
+
+def _check_sequence(layer, x, input_size):
+    name = type(layer).__name__
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected a 3-D input (N, T, input_size) (batch first), got shape {tuple(x.shape)}")
+    if x.shape[2] != input_size:
+        raise ValueError(f"{name}: expected input_size {input_size} (last axis), got {x.shape[2]} (input shape {tuple(x.shape)})")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one time step, got input shape {tuple(x.shape)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point input, got dtype {x.dtype}")
+
+
+def _state_array(layer, what, value, like, shape):
+    """Zeros of ``shape`` (on ``like``'s device, in its dtype) when ``value`` is None,
+    else ``value`` checked against ``shape``."""
+    xp = array_module(like)
+    if value is None:
+        return xp.zeros(shape, dtype=like.dtype)
+    value = xp.asarray(value)
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{type(layer).__name__}: expected {what} of shape {tuple(shape)}, got {tuple(value.shape)}")
+    return value.astype(like.dtype, copy=False)
+
+
+def _check_positive(layer, **sizes):
+    for key, value in sizes.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{type(layer).__name__}: {key} must be a positive integer, got {value!r}")
+
+
+class _Stacked(Module):
+    """num_layers single-layer kernels stacked: layer k reads the hidden states of layer k-1."""
+
+    gates = 1
+    state_parts = 1  # 2 for the LSTM: (h, c)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, rng=None, dtype=None):
+        super().__init__()
+        _check_positive(self, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        dtype = dtype or get_default_dtype()
+        bound = 1.0 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        for k in range(num_layers):
+            d = input_size if k == 0 else hidden_size
+            for name, shape in ((f"weight_ih_l{k}", (rows, d)), (f"weight_hh_l{k}", (rows, hidden_size)),
+                                (f"bias_ih_l{k}", (rows,)), (f"bias_hh_l{k}", (rows,))):
+                setattr(self, name, Parameter(init.uniform(shape, -bound, bound, rng=rng, dtype=dtype)))
+        self.initial_state_grad = None
+
+    def _layer_params(self, k):
+        return [getattr(self, f"{p}_l{k}").data for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def _parts(self, state):
+        """The state as a tuple of (num_layers, N, H) arrays (or Nones)."""
+        if self.state_parts == 1:
+            return (state,)
+        if state is None:
+            return (None,) * self.state_parts
+        if not isinstance(state, (tuple, list)) or len(state) != self.state_parts:
+            raise ValueError(f"{type(self).__name__}: expected the state as a tuple (h, c), got {type(state).__name__}")
+        return tuple(state)
+
+    def _pack(self, parts):
+        return parts[0] if self.state_parts == 1 else tuple(parts)
+
+    def forward(self, x, state=None):
+        _check_sequence(self, x, self.input_size)
+        dtype = self.weight_ih_l0.data.dtype
+        x = x.astype(dtype, copy=False)
+        shape = (self.num_layers, x.shape[0], self.hidden_size)
+        names = ("h0", "c0")
+        parts = [_state_array(self, f"initial state {names[i]}", s, x, shape) for i, s in enumerate(self._parts(state))]
+        finals, caches = [[] for _ in parts], []
+        out = x
+        for k in range(self.num_layers):
+            results, cache = self._kernel_forward(out, [p[k] for p in parts], self._layer_params(k))
+            out = results[0]
+            for i, final in enumerate(results[1:]):
+                finals[i].append(final)
+            caches.append(cache)
+        self._cache = caches
+        xp = array_module(out)
+        return out, self._pack([xp.stack(f) for f in finals])
+
+    def backward(self, dout, dstate=None):
+        caches = self._cache
+        dparts = self._parts(dstate)
+        dinit = [[None] * self.num_layers for _ in dparts]
+        for k in range(self.num_layers - 1, -1, -1):
+            grads = self._kernel_backward(dout, [d[k] if d is not None else None for d in dparts], caches[k])
+            dout = grads[0]
+            for i in range(len(dparts)):
+                dinit[i][k] = grads[1 + i]
+            for p, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[1 + len(dparts):]):
+                getattr(self, f"{p}_l{k}").grad += g
+        xp = array_module(dout)
+        self.initial_state_grad = self._pack([xp.stack(d) for d in dinit])
+        return dout
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first=True"
+
+
+class RNN(_Stacked):
+    """Elman RNN: h[t] = phi(x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh), phi = tanh or relu.
+    See :func:`handgrad.ops.recurrent.rnn_forward` for the gradients."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", rng=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, rng, dtype)
+        self.nonlinearity = nonlinearity
+
+    def _kernel_forward(self, x, state, params):
+        (hs, h_T), cache = R.rnn_forward(x, state[0], *params, self.nonlinearity)
+        return (hs, h_T), cache
+
+    def _kernel_backward(self, dout, dstate, cache):
+        return R.rnn_backward(dout, dstate[0], cache)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(_Stacked):
+    """Long short-term memory, gates (i, f, g, o):
+
+        i, f, o = sigmoid(.), g = tanh(.) of x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh
+        c[t] = f * c[t-1] + i * g,   h[t] = o * tanh(c[t])
+
+    ``state`` is the tuple (h, c). See :func:`handgrad.ops.recurrent.lstm_forward`.
+    """
+
+    gates = 4
+    state_parts = 2
+
+    def _kernel_forward(self, x, state, params):
+        (hs, h_T, c_T), cache = R.lstm_forward(x, state[0], state[1], *params)
+        return (hs, h_T, c_T), cache
+
+    def _kernel_backward(self, dout, dstate, cache):
+        return R.lstm_backward(dout, dstate[0], dstate[1], cache)
+
+
+class GRU(_Stacked):
+    """Gated recurrent unit, gates (r, z, n):
+
+        r, z = sigmoid(x W_i^T + b_i + h W_h^T + b_h),  n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
+        h[t] = (1 - z) * n + z * h[t-1]
+
+    See :func:`handgrad.ops.recurrent.gru_forward`.
+    """
+
+    gates = 3
+
+    def _kernel_forward(self, x, state, params):
+        return R.gru_forward(x, state[0], *params)
+
+    def _kernel_backward(self, dout, dstate, cache):
+        return R.gru_backward(dout, dstate[0], cache)
+
+
+class GatedRNN(Module):
+    """c[t] = sigmoid(W_c x[t] + W_h h[t-1]);  h[t] = c[t] * h[t-1] + (1 - c[t]) * (W_x x[t]);  h0 = 0.
+
+    Parameters ``weight_c`` (H, D), ``weight_h`` (H, H), ``weight_x`` (H, D), no
+    biases, initialised U(-1/sqrt(H), 1/sqrt(H)). ``state`` is h (N, H).
+    See :func:`handgrad.ops.recurrent.gated_rnn_forward`.
+    """
+
+    def __init__(self, input_size, hidden_size, rng=None, dtype=None):
+        super().__init__()
+        _check_positive(self, input_size=input_size, hidden_size=hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        dtype = dtype or get_default_dtype()
+        bound = 1.0 / math.sqrt(hidden_size)
+        for name, shape in (("weight_c", (hidden_size, input_size)), ("weight_h", (hidden_size, hidden_size)),
+                            ("weight_x", (hidden_size, input_size))):
+            setattr(self, name, Parameter(init.uniform(shape, -bound, bound, rng=rng, dtype=dtype)))
+        self.initial_state_grad = None
+
+    def forward(self, x, state=None):
+        _check_sequence(self, x, self.input_size)
+        dtype = self.weight_h.data.dtype
+        x = x.astype(dtype, copy=False)
+        h0 = _state_array(self, "initial state h0", state, x, (x.shape[0], self.hidden_size))
+        (hs, h_T), self._cache = R.gated_rnn_forward(x, h0, self.weight_c.data, self.weight_h.data, self.weight_x.data)
+        return hs, h_T
+
+    def backward(self, dout, dstate=None):
+        dx, dh0, dw_c, dw_h, dw_x = R.gated_rnn_backward(dout, dstate, self._cache)
+        self.weight_c.grad += dw_c
+        self.weight_h.grad += dw_h
+        self.weight_x.grad += dw_x
+        self.initial_state_grad = dh0
+        return dx
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+class AttentionRNN(Module):
+    """h[t] = sum_{i=0..k} a_i v_i with a = softmax(q_i . k_i), where (q_0, k_0, v_0) come
+    from x[t] and (q_i, k_i, v_i) from h[t-i] through separate matrices (Q_i, K_i, V_i);
+    h[t] = 0 for t < 1.
+
+    Parameters ``weight_x`` (3H, D) = [Q_0; K_0; V_0] and ``weight_h`` (k, 3H, H) with
+    ``weight_h[i-1]`` = [Q_i; K_i; V_i], initialised U(-1/sqrt(H), 1/sqrt(H)). ``state``
+    is the last k states (N, k, H), oldest first.
+    See :func:`handgrad.ops.recurrent.attention_rnn_forward`.
+    """
+
+    def __init__(self, input_size, hidden_size, k, rng=None, dtype=None):
+        super().__init__()
+        _check_positive(self, input_size=input_size, hidden_size=hidden_size, k=k)
+        self.input_size, self.hidden_size, self.k = input_size, hidden_size, k
+        dtype = dtype or get_default_dtype()
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.weight_x = Parameter(init.uniform((3 * hidden_size, input_size), -bound, bound, rng=rng, dtype=dtype))
+        self.weight_h = Parameter(init.uniform((k, 3 * hidden_size, hidden_size), -bound, bound, rng=rng, dtype=dtype))
+        self.initial_state_grad = None
+
+    def forward(self, x, state=None):
+        _check_sequence(self, x, self.input_size)
+        dtype = self.weight_x.data.dtype
+        x = x.astype(dtype, copy=False)
+        h0 = _state_array(self, "initial state (last k states)", state, x, (x.shape[0], self.k, self.hidden_size))
+        (hs, last), self._cache = R.attention_rnn_forward(x, h0, self.weight_x.data, self.weight_h.data)
+        return hs, last
+
+    def backward(self, dout, dstate=None):
+        dx, dh0, dw_x, dw_h = R.attention_rnn_backward(dout, dstate, self._cache)
+        self.weight_x.grad += dw_x
+        self.weight_h.grad += dw_h
+        self.initial_state_grad = dh0
+        return dx
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, k={self.k}"

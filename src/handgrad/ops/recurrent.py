@@ -1,0 +1,486 @@
+"""Recurrent kernels over whole sequences: vanilla RNN, LSTM and GRU (one layer each).
+
+Every kernel takes a batch-first sequence x (N, T, D) and an initial state, and
+returns all hidden states hs (N, T, H) together with the final state, so that a
+long sequence can be processed in chunks with the state carried across (truncated
+back-propagation through time: the caller detaches the carried state, which for
+plain arrays simply means not calling backward past the chunk boundary).
+
+The backward passes take the gradient of the loss with respect to both outputs:
+``dhs`` (N, T, H) for the hidden-state sequence and ``dh_T`` (N, H) (and ``dc_T``
+for the LSTM) for the final state. Either may be ``None``, meaning zero. They
+return the gradients of the input, of the initial state and of every weight.
+
+Speed: the input projection x W_ih^T + b for all time steps is one matrix
+product; each step does one fused product h W_hh^T for all gates; backward does
+one fused product per step for dh and the weight gradients as one product over
+all steps at the end, with the per-step gate gradients stacked into (T N, G H).
+Internally arrays are time-major (T, N, .) so that every step works on
+contiguous memory.
+
+Weight layouts are PyTorch's: w_ih (G H, D), w_hh (G H, H), b_ih and b_hh (G H,)
+with the gates stacked in the order (i, f, g, o) for the LSTM and (r, z, n) for
+the GRU (G = 4 and 3; G = 1 for the RNN).
+
+Sigmoids are computed as s(a) = (1 + tanh(a / 2)) / 2, which never overflows and
+lets one tanh call cover a whole block of gates.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+
+
+def _time_major(x):
+    """(N, T, D) -> contiguous (T, N, D)."""
+    return array_module(x).ascontiguousarray(x.transpose(1, 0, 2))
+
+
+def _batch_first(a):
+    """Contiguous (T, N, K) -> (N, T, K), as a contiguous copy."""
+    return array_module(a).ascontiguousarray(a.transpose(1, 0, 2))
+
+
+def _input_projection(x_tm, w, b):
+    """x W^T + b for all time steps at once: (T, N, D) -> (T, N, G H)."""
+    t, n, d = x_tm.shape
+    out = x_tm.reshape(t * n, d) @ w.T
+    out += b
+    return out.reshape(t, n, -1)
+
+
+def _sigmoid_(a):
+    """In place: a <- 1 / (1 + e^{-a}) = (1 + tanh(a / 2)) / 2."""
+    xp = array_module(a)
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a += 1
+    a *= 0.5
+    return a
+
+
+def _weight_grads(dgates, inputs):
+    """dW = sum_t dgates[t]^T inputs[t] as one product over all (t, n) rows."""
+    g = dgates.shape[-1]
+    return dgates.reshape(-1, g).T @ inputs.reshape(-1, inputs.shape[-1])
+
+
+# -- vanilla RNN ---------------------------------------------------------------
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
+    """Elman RNN over a sequence.
+
+        h[t] = phi(x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh),   h[-1] = h0,
+        phi = tanh or relu.
+
+    Shapes: x (N, T, D), h0 (N, H), w_ih (H, D), w_hh (H, H), b_* (H,).
+    Returns ``((hs, h_T), cache)`` with hs (N, T, H) and h_T = hs[:, -1] (N, H).
+    """
+    xp = array_module(x)
+    x_tm = _time_major(x)
+    hs = _input_projection(x_tm, w_ih, b_ih + b_hh)
+    w_hh_t = w_hh.T
+    h = h0
+    for t in range(x_tm.shape[0]):
+        hs[t] += h @ w_hh_t
+        if nonlinearity == "tanh":
+            xp.tanh(hs[t], out=hs[t])
+        else:
+            xp.maximum(hs[t], 0, out=hs[t])
+        h = hs[t]
+    return (_batch_first(hs), h.copy()), (x_tm, h0, hs, w_ih, w_hh, nonlinearity)
+
+
+def rnn_backward(dhs, dh_T, cache):
+    """Back-propagation through time for :func:`rnn_forward`.
+
+    With a[t] the pre-activation and dh[t] = dhs[t] + (gradient from step t+1):
+
+        da[t]   = dh[t] * phi'(a[t])      (1 - h[t]^2 for tanh, [h[t] > 0] for relu)
+        dh[t-1] += da[t] W_hh
+        dx[t]   = da[t] W_ih
+        dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
+
+    Returns (dx (N, T, D), dh0 (N, H), dw_ih, dw_hh, db_ih, db_hh).
+    """
+    x_tm, h0, hs, w_ih, w_hh, nonlinearity = cache
+    xp = array_module(hs)
+    steps = hs.shape[0]
+    if nonlinearity == "tanh":
+        deriv = 1 - hs * hs
+    else:
+        deriv = (hs > 0).astype(hs.dtype)
+    da = _time_major(dhs) if dhs is not None else xp.zeros_like(hs)
+    dh = dh_T if dh_T is not None else xp.zeros_like(h0)
+    for t in range(steps - 1, -1, -1):
+        da[t] += dh
+        da[t] *= deriv[t]
+        dh = da[t] @ w_hh
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
+    dx = (da.reshape(-1, da.shape[-1]) @ w_ih).reshape(x_tm.shape)
+    db = da.sum(axis=(0, 1))
+    return _batch_first(dx), dh, _weight_grads(da, x_tm), _weight_grads(da, h_prev), db, db.copy()
+
+
+# -- LSTM ----------------------------------------------------------------------
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """Long short-term memory over a sequence (Hochreiter & Schmidhuber, 1997).
+
+        a[t] = x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh        (N, 4H), blocks (i, f, g, o)
+        i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);   g = tanh(a_g)
+        c[t] = f * c[t-1] + i * g
+        h[t] = o * tanh(c[t])
+        h[-1] = h0, c[-1] = c0
+
+    Shapes: x (N, T, D), h0 and c0 (N, H), w_ih (4H, D), w_hh (4H, H), b_* (4H,).
+    Returns ``((hs, h_T, c_T), cache)`` with hs (N, T, H).
+
+    Internally the gate blocks are reordered to (i, f, o, g) and the sigmoid rows of
+    the weights halved, so each step is one product followed by one tanh over the
+    whole (N, 4H) block: the first 3H columns then become sigmoids by (1 + t) / 2.
+    """
+    xp = array_module(x)
+    hid = w_hh.shape[1]
+    order = xp.concatenate([xp.arange(0, 2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)])
+    scale = xp.ones(4 * hid, dtype=w_ih.dtype)
+    scale[: 3 * hid] = 0.5
+    w_ih_s = w_ih[order] * scale[:, None]
+    w_hh_s_t = (w_hh[order] * scale[:, None]).T.copy()
+    x_tm = _time_major(x)
+    steps, n = x_tm.shape[:2]
+    # gates[t] holds tanh of the (scaled) pre-activations; acts[t] the gate values
+    gates = _input_projection(x_tm, w_ih_s, (b_ih + b_hh)[order] * scale)
+    acts = xp.empty_like(gates)
+    cs = xp.empty((steps, n, hid), dtype=x.dtype)
+    tanh_cs = xp.empty_like(cs)
+    hs = xp.empty_like(cs)
+    ig = xp.empty((n, hid), dtype=x.dtype)
+    h, c = h0, c0
+    for t in range(steps):
+        g_t = gates[t]
+        g_t += h @ w_hh_s_t
+        xp.tanh(g_t, out=g_t)
+        a_t = acts[t]
+        xp.multiply(g_t[:, : 3 * hid], 0.5, out=a_t[:, : 3 * hid])
+        a_t[:, : 3 * hid] += 0.5
+        a_t[:, 3 * hid:] = g_t[:, 3 * hid:]
+        i, f, o, g = a_t[:, :hid], a_t[:, hid: 2 * hid], a_t[:, 2 * hid: 3 * hid], a_t[:, 3 * hid:]
+        xp.multiply(f, c, out=cs[t])
+        xp.multiply(i, g, out=ig)
+        cs[t] += ig
+        xp.tanh(cs[t], out=tanh_cs[t])
+        xp.multiply(o, tanh_cs[t], out=hs[t])
+        h, c = hs[t], cs[t]
+    cache = (x_tm, h0, c0, w_ih, w_hh, order, gates, acts, cs, tanh_cs, hs)
+    return (_batch_first(hs), h.copy(), c.copy()), cache
+
+
+def lstm_backward(dhs, dh_T, dc_T, cache):
+    """Back-propagation through time for :func:`lstm_forward`.
+
+    With dh[t] = dhs[t] + (gradient from step t+1) and dc[t] carried back:
+
+        dc[t]   += dh[t] * o * (1 - tanh(c[t])^2)
+        do = dh[t] * tanh(c[t]),  di = dc[t] * g,  dg = dc[t] * i,  df = dc[t] * c[t-1]
+        dc[t-1]  = dc[t] * f
+        da = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]          (N, 4H)
+        dh[t-1] += da W_hh                                          (one product per step)
+        dx[t]    = da W_ih
+        dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
+
+    The weight gradients are single products over the stacked (T N, 4H) gate
+    gradients. Returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), the
+    weight gradients in PyTorch's (i, f, g, o) layout.
+    """
+    x_tm, h0, c0, w_ih, w_hh, order, gates, acts, cs, tanh_cs, hs = cache
+    xp = array_module(hs)
+    steps, n, hid = hs.shape
+    w_hh_r = w_hh[order]
+    # derivative of each gate w.r.t. its pre-activation, for all steps at once:
+    # sigmoid' = s (1 - s) = (1 - tanh(a/2)^2) / 4 and tanh' = 1 - tanh(a)^2
+    dact = gates * gates
+    xp.subtract(1, dact, out=dact)
+    dact[:, :, : 3 * hid] *= 0.25
+    # dh[t] reaches c[t] through h = o tanh(c): factor o (1 - tanh(c)^2)
+    through_c = tanh_cs * tanh_cs
+    xp.subtract(1, through_c, out=through_c)
+    through_c *= acts[:, :, 2 * hid: 3 * hid]
+    da = xp.empty_like(gates)
+    dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
+    dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
+    tmp = xp.empty((n, hid), dtype=hs.dtype)
+    for t in range(steps - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[:, t]
+        a_t, d_t = acts[t], da[t]
+        c_prev = cs[t - 1] if t > 0 else c0
+        xp.multiply(dh, tanh_cs[t], out=d_t[:, 2 * hid: 3 * hid])
+        xp.multiply(dh, through_c[t], out=tmp)
+        dc += tmp
+        xp.multiply(dc, a_t[:, 3 * hid:], out=d_t[:, :hid])
+        xp.multiply(dc, c_prev, out=d_t[:, hid: 2 * hid])
+        xp.multiply(dc, a_t[:, :hid], out=d_t[:, 3 * hid:])
+        dc *= a_t[:, hid: 2 * hid]
+        d_t *= dact[t]
+        xp.matmul(d_t, w_hh_r, out=dh)
+    inverse = xp.argsort(order)
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
+    dx = (da.reshape(-1, 4 * hid) @ w_ih[order]).reshape(x_tm.shape)
+    dw_ih = _weight_grads(da, x_tm)[inverse]
+    dw_hh = _weight_grads(da, h_prev)[inverse]
+    db = da.sum(axis=(0, 1))[inverse]
+    return _batch_first(dx), dh, dc, dw_ih, dw_hh, db, db.copy()
+
+
+# -- GRU -----------------------------------------------------------------------
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
+    """Gated recurrent unit over a sequence (Cho et al., 2014), PyTorch's formulation.
+
+        u[t] = x[t] W_ih^T + b_ih,   v[t] = h[t-1] W_hh^T + b_hh       (N, 3H), blocks (r, z, n)
+        r = sigmoid(u_r + v_r),  z = sigmoid(u_z + v_z),  n = tanh(u_n + r * v_n)
+        h[t] = (1 - z) * n + z * h[t-1],   h[-1] = h0
+
+    Shapes: x (N, T, D), h0 (N, H), w_ih (3H, D), w_hh (3H, H), b_* (3H,).
+    Returns ``((hs, h_T), cache)`` with hs (N, T, H).
+    """
+    xp = array_module(x)
+    hid = w_hh.shape[1]
+    x_tm = _time_major(x)
+    steps, n = x_tm.shape[:2]
+    u = _input_projection(x_tm, w_ih, b_ih)
+    vs = xp.empty_like(u)
+    rz = xp.empty((steps, n, 2 * hid), dtype=x.dtype)
+    ns = xp.empty((steps, n, hid), dtype=x.dtype)
+    hs = xp.empty_like(ns)
+    w_hh_t = w_hh.T
+    h = h0
+    for t in range(steps):
+        v = vs[t]
+        xp.matmul(h, w_hh_t, out=v)
+        v += b_hh
+        xp.add(u[t, :, : 2 * hid], v[:, : 2 * hid], out=rz[t])
+        _sigmoid_(rz[t])
+        r, z = rz[t, :, :hid], rz[t, :, hid:]
+        xp.multiply(r, v[:, 2 * hid:], out=ns[t])
+        ns[t] += u[t, :, 2 * hid:]
+        xp.tanh(ns[t], out=ns[t])
+        # h = n + z (h_prev - n)
+        xp.subtract(h, ns[t], out=hs[t])
+        hs[t] *= z
+        hs[t] += ns[t]
+        h = hs[t]
+    return (_batch_first(hs), h.copy()), (x_tm, h0, w_ih, w_hh, vs, rz, ns, hs)
+
+
+def gru_backward(dhs, dh_T, cache):
+    """Back-propagation through time for :func:`gru_forward`.
+
+    With dh[t] = dhs[t] + (gradient from step t+1):
+
+        dn = dh (1 - z),   dz = dh (h[t-1] - n),   dh[t-1] = dh z + dv W_hh
+        dn_pre = dn (1 - n^2)           -> du_n = dn_pre,  dv_n = dn_pre * r,  dr = dn_pre * v_n
+        du_r = dv_r = dr r (1 - r),     du_z = dv_z = dz z (1 - z)
+        dx[t] = du W_ih,  dW_ih = sum_t du^T x[t],  dW_hh = sum_t dv^T h[t-1],
+        db_ih = sum_t du,  db_hh = sum_t dv
+
+    Returns (dx (N, T, D), dh0, dw_ih, dw_hh, db_ih, db_hh).
+    """
+    x_tm, h0, w_ih, w_hh, vs, rz, ns, hs = cache
+    xp = array_module(hs)
+    steps, n, hid = hs.shape
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
+    # factors that do not depend on the incoming gradient, for all steps at once
+    rz_deriv = rz * (1 - rz)
+    n_deriv = 1 - ns * ns
+    one_minus_z = 1 - rz[:, :, hid:]
+    du = xp.empty_like(vs)
+    dv = xp.empty_like(vs)
+    dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
+    for t in range(steps - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[:, t]
+        r, z = rz[t, :, :hid], rz[t, :, hid:]
+        du_t, dv_t = du[t], dv[t]
+        dn_pre = du_t[:, 2 * hid:]
+        xp.multiply(dh, one_minus_z[t], out=dn_pre)
+        dn_pre *= n_deriv[t]
+        xp.multiply(dn_pre, r, out=dv_t[:, 2 * hid:])
+        xp.multiply(dn_pre, vs[t, :, 2 * hid:], out=du_t[:, :hid])
+        xp.subtract(h_prev[t], ns[t], out=du_t[:, hid: 2 * hid])
+        du_t[:, hid: 2 * hid] *= dh
+        du_t[:, : 2 * hid] *= rz_deriv[t]
+        dv_t[:, : 2 * hid] = du_t[:, : 2 * hid]
+        dh *= z
+        dh += dv_t @ w_hh
+    dx = (du.reshape(-1, 3 * hid) @ w_ih).reshape(x_tm.shape)
+    return (_batch_first(dx), dh, _weight_grads(du, x_tm), _weight_grads(dv, h_prev),
+            du.sum(axis=(0, 1)), dv.sum(axis=(0, 1)))
+
+
+# -- gated RNN -----------------------------------------------------------------
+
+def gated_rnn_forward(x, h0, w_c, w_h, w_x):
+    """A single-gate recurrent cell that interpolates between memory and input.
+
+        c[t] = sigmoid(x[t] W_c^T + h[t-1] W_h^T)
+        h[t] = c[t] * h[t-1] + (1 - c[t]) * (x[t] W_x^T),     h[-1] = h0 (zeros by default)
+
+    Shapes: x (N, T, D), h0 (N, H), w_c and w_x (H, D), w_h (H, H); no biases.
+    The products with W_c and W_x for all steps are one product with [W_c; W_x].
+    Returns ``((hs, h_T), cache)`` with hs (N, T, H).
+    """
+    xp = array_module(x)
+    hid = w_h.shape[0]
+    x_tm = _time_major(x)
+    steps, n = x_tm.shape[:2]
+    w_cx = xp.concatenate([w_c, w_x])
+    u = _input_projection(x_tm, w_cx, xp.zeros(2 * hid, dtype=x.dtype))
+    cs = xp.empty((steps, n, hid), dtype=x.dtype)
+    hs = xp.empty_like(cs)
+    w_h_t = w_h.T
+    h = h0
+    for t in range(steps):
+        xp.matmul(h, w_h_t, out=cs[t])
+        cs[t] += u[t, :, :hid]
+        _sigmoid_(cs[t])
+        # h = p + c (h_prev - p), with p = x W_x^T
+        p = u[t, :, hid:]
+        xp.subtract(h, p, out=hs[t])
+        hs[t] *= cs[t]
+        hs[t] += p
+        h = hs[t]
+    return (_batch_first(hs), h.copy()), (x_tm, h0, w_cx, w_h, u, cs, hs)
+
+
+def gated_rnn_backward(dhs, dh_T, cache):
+    """Back-propagation through time for :func:`gated_rnn_forward`.
+
+    With dh[t] = dhs[t] + (gradient from step t+1), a = x W_c^T + h[t-1] W_h^T and
+    p = x W_x^T:
+
+        da = dh (h[t-1] - p) c (1 - c),   dp = dh (1 - c),   dh[t-1] = dh c + da W_h
+        dx[t] = da W_c + dp W_x,   dW_c = sum_t da^T x[t],  dW_x = sum_t dp^T x[t],
+        dW_h = sum_t da^T h[t-1]
+
+    Returns (dx (N, T, D), dh0, dw_c, dw_h, dw_x).
+    """
+    x_tm, h0, w_cx, w_h, u, cs, hs = cache
+    xp = array_module(hs)
+    steps, n, hid = hs.shape
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
+    c_deriv = cs * (1 - cs)
+    du = xp.empty_like(u)
+    dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
+    for t in range(steps - 1, -1, -1):
+        if dhs is not None:
+            dh += dhs[:, t]
+        da, dp = du[t, :, :hid], du[t, :, hid:]
+        xp.subtract(h_prev[t], u[t, :, hid:], out=da)
+        da *= dh
+        da *= c_deriv[t]
+        xp.subtract(1, cs[t], out=dp)
+        dp *= dh
+        dh *= cs[t]
+        dh += da @ w_h
+    dx = (du.reshape(-1, 2 * hid) @ w_cx).reshape(x_tm.shape)
+    dw_cx = _weight_grads(du, x_tm)
+    return _batch_first(dx), dh, dw_cx[:hid], _weight_grads(du[:, :, :hid], h_prev), dw_cx[hid:]
+
+
+# -- attention RNN -------------------------------------------------------------
+
+def attention_rnn_forward(x, h0, w_x, w_h):
+    """A recurrent cell whose new state attends over the input and the last k states.
+
+    For i = 1..k, with q_0, k_0, v_0 from the input and q_i, k_i, v_i from the state
+    i steps back (each with its own matrices Q_i, K_i, V_i):
+
+        [q_0, k_0, v_0] = x[t] [Q_0; K_0; V_0]^T              (w_x = [Q_0; K_0; V_0], (3H, D))
+        [q_i, k_i, v_i] = h[t-i] [Q_i; K_i; V_i]^T            (w_h[i-1], (3H, H))
+        w_i = q_i . k_i,   a = softmax(w_0, ..., w_k),   h[t] = sum_i a_i v_i
+
+    The states before the first step, h[0], h[-1], ..., h[1-k], come from h0
+    (N, k, H), ordered oldest first (zeros by default). Each new state is projected
+    by all k matrices at once, (N, H) x (H, k 3H), when it is made; step t then reads
+    the projection made i steps earlier with matrix i.
+
+    Shapes: x (N, T, D), h0 (N, k, H), w_x (3H, D), w_h (k, 3H, H).
+    Returns ``((hs, state), cache)`` with hs (N, T, H) and state (N, k, H), the last
+    k states oldest first (the h0 of a following chunk).
+    """
+    xp = array_module(x)
+    lags, three_h, hid = w_h.shape
+    x_tm = _time_major(x)
+    steps, n = x_tm.shape[:2]
+    w_h_flat = w_h.reshape(lags * three_h, hid)
+    xq = _input_projection(x_tm, w_x, xp.zeros(three_h, dtype=x.dtype))
+    # history[j] is h at step j - k + 1 (h0 fills j < k); proj[j] its projections by all k matrices
+    history = xp.empty((steps + lags, n, hid), dtype=x.dtype)
+    history[:lags] = h0.transpose(1, 0, 2)
+    proj = xp.zeros((steps + lags, n, lags, three_h), dtype=x.dtype)
+    proj[:lags] = (history[:lags].reshape(-1, hid) @ w_h_flat.T).reshape(lags, n, lags, three_h)
+    qkv = xp.empty((steps, n, lags + 1, three_h), dtype=x.dtype)
+    attn = xp.empty((steps, n, lags + 1), dtype=x.dtype)
+    back = xp.arange(1, lags + 1)
+    for t in range(steps):
+        qkv[t, :, 0] = xq[t]
+        qkv[t, :, 1:] = proj[t + lags - back, :, back - 1].transpose(1, 0, 2)
+        q, k, v = qkv[t, :, :, :hid], qkv[t, :, :, hid: 2 * hid], qkv[t, :, :, 2 * hid:]
+        scores = (q * k).sum(axis=-1)
+        e = xp.exp(scores - scores.max(axis=-1, keepdims=True))
+        attn[t] = e / e.sum(axis=-1, keepdims=True)
+        h = history[t + lags]
+        xp.matmul(attn[t][:, None, :], v, out=h[:, None, :])
+        if t < steps - 1:
+            proj[t + lags] = (h @ w_h_flat.T).reshape(n, lags, three_h)
+    state = xp.ascontiguousarray(history[steps:].transpose(1, 0, 2))
+    cache = (x_tm, w_x, w_h_flat, history, qkv, attn)
+    return (_batch_first(history[lags:]), state), cache
+
+
+def attention_rnn_backward(dhs, dstate, cache):
+    """Back-propagation through time for :func:`attention_rnn_forward`.
+
+    With dh[t] = dhs[t] + (gradient through the projections of h[t] used by later steps):
+
+        da_i = dh . v_i,   dv_i = a_i dh,   dw = a * (da - sum_j a_j da_j)   (softmax Jacobian)
+        dq_i = dw_i k_i,   dk_i = dw_i q_i
+        d(x[t] projections) = [dq_0, dk_0, dv_0];  d(h[t-i] projections) += [dq_i, dk_i, dv_i]
+        dh[t-i] += [dq_i, dk_i, dv_i] [Q_i; K_i; V_i]   (all i in one product when step t-i is reached)
+
+        dW_x = sum_t d(x proj)[t]^T x[t],   dW_h[i] = sum_t d(h proj)[t, i]^T h[t]
+
+    ``dstate`` (N, k, H) is the gradient of the returned state, or None.
+    Returns (dx (N, T, D), dh0 (N, k, H), dw_x, dw_h).
+    """
+    x_tm, w_x, w_h_flat, history, qkv, attn = cache
+    xp = array_module(history)
+    steps, n, slots, three_h = qkv.shape
+    lags, hid = slots - 1, w_h_flat.shape[1]
+    dhist = xp.zeros_like(history)
+    if dhs is not None:
+        dhist[lags:] = dhs.transpose(1, 0, 2)
+    if dstate is not None:
+        dhist[steps:] += dstate.transpose(1, 0, 2)
+    dproj = xp.zeros((steps + lags, n, lags, three_h), dtype=history.dtype)
+    dxq = xp.empty((steps, n, three_h), dtype=history.dtype)
+    dqkv = xp.empty((n, slots, three_h), dtype=history.dtype)
+    back = xp.arange(1, lags + 1)
+    for t in range(steps - 1, -1, -1):
+        dh = dhist[t + lags]
+        dh += dproj[t + lags].reshape(n, -1) @ w_h_flat
+        q, k, v = qkv[t, :, :, :hid], qkv[t, :, :, hid: 2 * hid], qkv[t, :, :, 2 * hid:]
+        a = attn[t]
+        da = (v @ dh[:, :, None])[:, :, 0]
+        dw = a * (da - (a * da).sum(axis=-1, keepdims=True))
+        xp.multiply(dw[:, :, None], k, out=dqkv[:, :, :hid])
+        xp.multiply(dw[:, :, None], q, out=dqkv[:, :, hid: 2 * hid])
+        xp.multiply(a[:, :, None], dh[:, None, :], out=dqkv[:, :, 2 * hid:])
+        dxq[t] = dqkv[:, 0]
+        dproj[t + lags - back, :, back - 1] += dqkv[:, 1:].transpose(1, 0, 2)
+    dhist[:lags] += (dproj[:lags].reshape(lags * n, -1) @ w_h_flat).reshape(lags, n, hid)
+    dx = (dxq.reshape(-1, three_h) @ w_x).reshape(x_tm.shape)
+    dw_h = _weight_grads(dproj.reshape(steps + lags, n, -1), history).reshape(lags, three_h, hid)
+    dh0 = xp.ascontiguousarray(dhist[:lags].transpose(1, 0, 2))
+    return _batch_first(dx), dh0, _weight_grads(dxq, x_tm), dw_h
