@@ -1,0 +1,115 @@
+"""A character corpus for language modelling: vocabulary, encoding, splits and batches.
+
+    text --CharVocab--> ids (int64) --split--> train ids | validation ids
+    ids  --sequence_pairs--> (X, Y): non-overlapping chunks, Y = X shifted by one
+    ids  --StreamLoader--> (x, y) batches in stream order for truncated BPTT
+
+For truncated back-propagation through time the ids are cut into ``batch_size``
+parallel streams; batch j holds characters [j T, (j + 1) T) of every stream, so
+row r of batch j + 1 continues row r of batch j and a model may carry its final
+(h, c) from one batch to the next (see ``handgrad.models.char_lstm``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class CharVocab:
+    """The characters of a corpus, sorted, with their ids: ``encode`` / ``decode``."""
+
+    def __init__(self, chars):
+        self.chars = list(chars)
+        if not self.chars:
+            raise ValueError("CharVocab: the vocabulary is empty (is the corpus empty?)")
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("CharVocab: the characters must be distinct")
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocab":
+        if not text:
+            raise ValueError("CharVocab: cannot build a vocabulary from an empty text")
+        return cls(sorted(set(text)))
+
+    def __len__(self):
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids (int64) of the characters of ``text``; a character outside the vocabulary is an error."""
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown:
+            raise ValueError(f"CharVocab: characters not in the vocabulary: {''.join(unknown)!r} "
+                             f"(the vocabulary has {len(self)} characters)")
+        return np.fromiter((self.index[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def read_corpus(path) -> str:
+    """The text of a UTF-8 file; an empty file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text corpus {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if not text:
+        raise ValueError(f"text corpus {path}: the file is empty")
+    return text
+
+
+def split_ids(ids: np.ndarray, val_fraction: float = 0.1):
+    """(train, validation): the first 1 - val_fraction of the ids and the rest (contiguous,
+    so no validation text ever appears in training)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"split_ids: val_fraction must be in (0, 1), got {val_fraction!r}")
+    cut = int(round(len(ids) * (1 - val_fraction)))
+    return ids[:cut], ids[cut:]
+
+
+def sequence_pairs(ids: np.ndarray, seq_len: int):
+    """Non-overlapping chunks (X, Y), each (M, seq_len), with Y[m, t] = X[m, t + 1]:
+    the target of every position is the next character."""
+    if seq_len <= 0:
+        raise ValueError(f"sequence_pairs: seq_len must be positive, got {seq_len!r}")
+    count = (len(ids) - 1) // seq_len
+    if count == 0:
+        raise ValueError(f"sequence_pairs: {len(ids)} characters are too few for one sequence of {seq_len} (+1)")
+    usable = count * seq_len
+    return ids[:usable].reshape(count, seq_len), ids[1: usable + 1].reshape(count, seq_len)
+
+
+class StreamLoader:
+    """(x, y) batches (batch_size, seq_len) in stream order for truncated BPTT.
+
+    The ids are cut into ``batch_size`` streams of equal length L; batch j is
+    x = streams[:, j T: (j + 1) T], y = streams[:, j T + 1: (j + 1) T + 1]. Every epoch
+    yields the same batches in the same order (the order is the point). Has the
+    ``__len__`` / ``state_dict`` / ``load_state_dict`` a Trainer expects of a loader.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        if batch_size <= 0 or seq_len <= 0:
+            raise ValueError(f"StreamLoader: batch_size and seq_len must be positive, got {batch_size}, {seq_len}")
+        length = (len(ids) - 1) // batch_size
+        if length < seq_len:
+            raise ValueError(f"StreamLoader: {len(ids)} characters are too few for {batch_size} streams "
+                             f"of at least {seq_len} (+1) characters")
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.inputs = ids[: batch_size * length].reshape(batch_size, length)
+        self.targets = ids[1: batch_size * length + 1].reshape(batch_size, length)
+
+    def __len__(self):
+        return self.inputs.shape[1] // self.seq_len
+
+    def __iter__(self):
+        for j in range(len(self)):
+            cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
+            yield self.inputs[:, cols], self.targets[:, cols]
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,119 @@
+"""A character-level language model: Embedding -> LSTM -> Linear, and sampling from it."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import array_module, get_rng, to_numpy
+from ..nn import LSTM, Embedding, Linear, Module
+
+
+class CharLSTM(Module):
+    """Predicts the next character at every position of a batch of character ids.
+
+        e[n, t] = E[x[n, t]]                 (N, T, embedding_dim)
+        h       = LSTM(e)                    (N, T, hidden_size), num_layers stacked
+        z[n, t] = h[n, t] W^T + b            (N, T, vocab_size) logits of the next character
+
+    Sub-modules ``embedding``, ``lstm`` and ``decoder`` carry PyTorch's names, so the
+    state dict loads into the same stack built from ``torch.nn`` modules.
+
+    Truncated back-propagation through time: with ``stateful=True`` the final (h, c)
+    of each training batch becomes the initial state of the next one (as a plain
+    array, i.e. detached: gradients stop at the batch boundary), which is right when
+    consecutive batches continue the same text streams row by row (see
+    :func:`handgrad.data.text.stream_batches`). The carried state is dropped by
+    :meth:`reset_state`, whenever the batch size changes, and on every switch with
+    :meth:`train` / :meth:`eval`; in eval mode every batch starts from zeros.
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 1,
+                 embedding_dim: int = 64, stateful: bool = False, rng=None, dtype=None):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = Embedding(vocab_size, embedding_dim, rng=rng, dtype=dtype)
+        self.lstm = LSTM(embedding_dim, hidden_size, num_layers=num_layers, rng=rng, dtype=dtype)
+        self.decoder = Linear(hidden_size, vocab_size, rng=rng, dtype=dtype)
+        self.stateful = stateful
+        self.input_shape = (None,)
+        self._carried = None
+
+    def reset_state(self) -> None:
+        """Forget the (h, c) carried between batches."""
+        self._carried = None
+
+    def train(self, mode: bool = True):
+        self.reset_state()
+        return super().train(mode)
+
+    def forward(self, x, state=None):
+        """Logits (N, T, vocab_size) for ids x (N, T). ``state`` (h, c) overrides the
+        carried state; the final state is kept in ``self.final_state``."""
+        if x.ndim != 2:
+            raise ValueError(f"CharLSTM: expected character ids of shape (N, T), got shape {tuple(x.shape)}")
+        carry = self.stateful and self.training
+        if state is None and carry and self._carried is not None and self._carried[0].shape[1] == x.shape[0]:
+            state = self._carried
+        hs, self.final_state = self.lstm(self.embedding(x), state)
+        if carry:
+            self._carried = self.final_state
+        n, steps, hid = hs.shape
+        return self.decoder(hs.reshape(n * steps, hid)).reshape(n, steps, -1)
+
+    def backward(self, dlogits):
+        """Back-propagate dL/dlogits (N, T, vocab_size); the integer input has no gradient."""
+        n, steps, vocab = dlogits.shape
+        dh = self.decoder.backward(dlogits.reshape(n * steps, vocab)).reshape(n, steps, -1)
+        self.embedding.backward(self.lstm.backward(dh))
+        return None
+
+    def sample(self, prime, length: int, temperature: float = 1.0, greedy: bool = False, rng=None):
+        """Continue the ids ``prime`` (a non-empty sequence of ints) by ``length`` ids.
+
+        The prime is read in one forward pass; then each step feeds the previous id
+        back in and draws the next one from softmax(z / temperature) (or takes the
+        argmax with ``greedy``). The same ``rng`` seed gives the same ids. Returns the
+        new ids as a list (the prime not included). Runs in eval mode and leaves the
+        model's mode as it was.
+        """
+        if len(prime) == 0:
+            raise ValueError("CharLSTM.sample: the prime must contain at least one character")
+        if not greedy and not temperature > 0:
+            raise ValueError(f"CharLSTM.sample: temperature must be > 0, got {temperature!r}")
+        if length < 0:
+            raise ValueError(f"CharLSTM.sample: length must be >= 0, got {length!r}")
+        rng = get_rng(rng)
+        xp = array_module(self.decoder.weight.data)
+        was_training = self.training
+        self.eval()
+        try:
+            ids = xp.asarray(np.asarray(prime, dtype=np.int64)[None, :])
+            logits = self.forward(ids)[0, -1]
+            out = []
+            for _ in range(length):
+                z = to_numpy(logits).astype(np.float64)
+                if greedy:
+                    nxt = int(z.argmax())
+                else:
+                    z = z / temperature
+                    p = np.exp(z - z.max())
+                    nxt = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
+                    nxt = min(nxt, len(p) - 1)
+                out.append(nxt)
+                ids = xp.asarray(np.array([[nxt]], dtype=np.int64))
+                logits = self.forward(ids, self.final_state)[0, -1]
+        finally:
+            self.train(was_training)
+        return out
+
+    def extra_repr(self):
+        return f"stateful={self.stateful}"
+
+
+def char_lstm(vocab_size: int, hidden_size: int = 128, num_layers: int = 1, embedding_dim: int = 64,
+              stateful: bool = False, rng=None) -> CharLSTM:
+    """A character LSTM language model over ``vocab_size`` characters (see :class:`CharLSTM`)."""
+    for key, value in (("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                       ("embedding_dim", embedding_dim)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"char_lstm: {key} must be a positive integer, got {value!r}")
+    return CharLSTM(vocab_size, hidden_size, num_layers, embedding_dim, stateful, rng=rng)
