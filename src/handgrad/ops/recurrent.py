@@ -40,11 +40,23 @@ def _batch_first(a):
     return array_module(a).ascontiguousarray(a.transpose(1, 0, 2))
 
 
-def _input_projection(x_tm, w, b):
-    """x W^T + b for all time steps at once: (T, N, D) -> (T, N, G H)."""
+def _time_major_with_ones(x):
+    """(N, T, D) -> contiguous (T, N, D + 1) with a last column of ones, so that
+    [x, 1] [W, b]^T = x W^T + b is one product and its weight gradient holds db."""
+    xp = array_module(x)
+    n, steps, d = x.shape
+    out = xp.empty((steps, n, d + 1), dtype=x.dtype)
+    out[:, :, :d] = x.transpose(1, 0, 2)
+    out[:, :, d] = 1
+    return out
+
+
+def _input_projection(x_tm, w, b=None):
+    """x W^T (+ b) for all time steps at once: (T, N, D) -> (T, N, G H)."""
     t, n, d = x_tm.shape
     out = x_tm.reshape(t * n, d) @ w.T
-    out += b
+    if b is not None:
+        out += b
     return out.reshape(t, n, -1)
 
 
@@ -123,6 +135,12 @@ def rnn_backward(dhs, dh_T, cache):
 
 # -- LSTM ----------------------------------------------------------------------
 
+def _lstm_internal_order(xp, hid):
+    """Row order taking PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): the three
+    sigmoid gates first, so that one slice covers them."""
+    return xp.concatenate([xp.arange(0, 2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)])
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Long short-term memory over a sequence (Hochreiter & Schmidhuber, 1997).
 
@@ -137,42 +155,40 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
 
     Internally the gate blocks are reordered to (i, f, o, g) and the sigmoid rows of
     the weights halved, so each step is one product followed by one tanh over the
-    whole (N, 4H) block: the first 3H columns then become sigmoids by (1 + t) / 2.
+    whole (N, 4H) block, after which the first 3H columns become sigmoids by
+    (1 + tanh(a / 2)) / 2. The bias rides along as an extra input column of ones.
     """
     xp = array_module(x)
     hid = w_hh.shape[1]
-    order = xp.concatenate([xp.arange(0, 2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)])
-    scale = xp.ones(4 * hid, dtype=w_ih.dtype)
+    order = _lstm_internal_order(xp, hid)
+    scale = xp.ones((4 * hid, 1), dtype=w_ih.dtype)
     scale[: 3 * hid] = 0.5
-    w_ih_s = w_ih[order] * scale[:, None]
-    w_hh_s_t = (w_hh[order] * scale[:, None]).T.copy()
-    x_tm = _time_major(x)
+    w_ib = xp.concatenate([w_ih, (b_ih + b_hh)[:, None]], axis=1)[order]
+    x_tm = _time_major_with_ones(x)
     steps, n = x_tm.shape[:2]
-    # gates[t] holds tanh of the (scaled) pre-activations; acts[t] the gate values
-    gates = _input_projection(x_tm, w_ih_s, (b_ih + b_hh)[order] * scale)
-    acts = xp.empty_like(gates)
-    cs = xp.empty((steps, n, hid), dtype=x.dtype)
-    tanh_cs = xp.empty_like(cs)
+    gates = _input_projection(x_tm, w_ib * scale)
+    w_hh_s_t = (w_hh[order] * scale).T.copy()
+    # slot 0 holds the initial state, slot t + 1 the state after step t
+    cs = xp.empty((steps + 1, n, hid), dtype=x.dtype)
     hs = xp.empty_like(cs)
+    cs[0], hs[0] = c0, h0
+    tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
     ig = xp.empty((n, hid), dtype=x.dtype)
-    h, c = h0, c0
+    sig = slice(0, 3 * hid)
     for t in range(steps):
-        g_t = gates[t]
-        g_t += h @ w_hh_s_t
-        xp.tanh(g_t, out=g_t)
-        a_t = acts[t]
-        xp.multiply(g_t[:, : 3 * hid], 0.5, out=a_t[:, : 3 * hid])
-        a_t[:, : 3 * hid] += 0.5
-        a_t[:, 3 * hid:] = g_t[:, 3 * hid:]
-        i, f, o, g = a_t[:, :hid], a_t[:, hid: 2 * hid], a_t[:, 2 * hid: 3 * hid], a_t[:, 3 * hid:]
-        xp.multiply(f, c, out=cs[t])
+        a = gates[t]
+        a += hs[t] @ w_hh_s_t
+        xp.tanh(a, out=a)
+        a[:, sig] += 1
+        a[:, sig] *= 0.5
+        i, f, o, g = a[:, :hid], a[:, hid: 2 * hid], a[:, 2 * hid: 3 * hid], a[:, 3 * hid:]
+        xp.multiply(f, cs[t], out=cs[t + 1])
         xp.multiply(i, g, out=ig)
-        cs[t] += ig
-        xp.tanh(cs[t], out=tanh_cs[t])
-        xp.multiply(o, tanh_cs[t], out=hs[t])
-        h, c = hs[t], cs[t]
-    cache = (x_tm, h0, c0, w_ih, w_hh, order, gates, acts, cs, tanh_cs, hs)
-    return (_batch_first(hs), h.copy(), c.copy()), cache
+        cs[t + 1] += ig
+        xp.tanh(cs[t + 1], out=tanh_cs[t])
+        xp.multiply(o, tanh_cs[t], out=hs[t + 1])
+    cache = (x_tm, w_ib, w_hh, order, gates, cs, tanh_cs, hs)
+    return (_batch_first(hs[1:]), hs[-1].copy(), cs[-1].copy()), cache
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache):
@@ -188,48 +204,50 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         dx[t]    = da W_ih
         dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
 
-    The weight gradients are single products over the stacked (T N, 4H) gate
-    gradients. Returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), the
+    The weight and bias gradients are single products over the stacked (T N, 4H)
+    gate gradients. Returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), the
     weight gradients in PyTorch's (i, f, g, o) layout.
     """
-    x_tm, h0, c0, w_ih, w_hh, order, gates, acts, cs, tanh_cs, hs = cache
+    x_tm, w_ib, w_hh, order, acts, cs, tanh_cs, hs = cache
     xp = array_module(hs)
-    steps, n, hid = hs.shape
+    steps, n, hid = tanh_cs.shape
     w_hh_r = w_hh[order]
-    # derivative of each gate w.r.t. its pre-activation, for all steps at once:
-    # sigmoid' = s (1 - s) = (1 - tanh(a/2)^2) / 4 and tanh' = 1 - tanh(a)^2
-    dact = gates * gates
-    xp.subtract(1, dact, out=dact)
-    dact[:, :, : 3 * hid] *= 0.25
-    # dh[t] reaches c[t] through h = o tanh(c): factor o (1 - tanh(c)^2)
-    through_c = tanh_cs * tanh_cs
-    xp.subtract(1, through_c, out=through_c)
-    through_c *= acts[:, :, 2 * hid: 3 * hid]
-    da = xp.empty_like(gates)
+    da = xp.empty_like(acts)
     dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
     dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
     tmp = xp.empty((n, hid), dtype=hs.dtype)
+    deriv = xp.empty((n, 4 * hid), dtype=hs.dtype)
+    sig = slice(0, 3 * hid)
     for t in range(steps - 1, -1, -1):
         if dhs is not None:
             dh += dhs[:, t]
-        a_t, d_t = acts[t], da[t]
-        c_prev = cs[t - 1] if t > 0 else c0
-        xp.multiply(dh, tanh_cs[t], out=d_t[:, 2 * hid: 3 * hid])
-        xp.multiply(dh, through_c[t], out=tmp)
+        a, d = acts[t], da[t]
+        i, f, o, g = a[:, :hid], a[:, hid: 2 * hid], a[:, 2 * hid: 3 * hid], a[:, 3 * hid:]
+        tc = tanh_cs[t]
+        # dc += dh o (1 - tanh(c)^2)
+        xp.multiply(tc, tc, out=tmp)
+        xp.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
         dc += tmp
-        xp.multiply(dc, a_t[:, 3 * hid:], out=d_t[:, :hid])
-        xp.multiply(dc, c_prev, out=d_t[:, hid: 2 * hid])
-        xp.multiply(dc, a_t[:, :hid], out=d_t[:, 3 * hid:])
-        dc *= a_t[:, hid: 2 * hid]
-        d_t *= dact[t]
-        xp.matmul(d_t, w_hh_r, out=dh)
+        xp.multiply(dh, tc, out=d[:, 2 * hid: 3 * hid])
+        xp.multiply(dc, g, out=d[:, :hid])
+        xp.multiply(dc, cs[t], out=d[:, hid: 2 * hid])
+        xp.multiply(dc, i, out=d[:, 3 * hid:])
+        dc *= f
+        # gate derivatives: s (1 - s) for the sigmoids, 1 - g^2 for g
+        xp.subtract(1, a[:, sig], out=deriv[:, sig])
+        deriv[:, sig] *= a[:, sig]
+        xp.multiply(g, g, out=deriv[:, 3 * hid:])
+        xp.subtract(1, deriv[:, 3 * hid:], out=deriv[:, 3 * hid:])
+        d *= deriv
+        xp.matmul(d, w_hh_r, out=dh)
     inverse = xp.argsort(order)
-    h_prev = xp.concatenate([h0[None], hs[:-1]])
-    dx = (da.reshape(-1, 4 * hid) @ w_ih[order]).reshape(x_tm.shape)
-    dw_ih = _weight_grads(da, x_tm)[inverse]
-    dw_hh = _weight_grads(da, h_prev)[inverse]
-    db = da.sum(axis=(0, 1))[inverse]
-    return _batch_first(dx), dh, dc, dw_ih, dw_hh, db, db.copy()
+    dx = (da.reshape(-1, 4 * hid) @ w_ib[:, :-1]).reshape(steps, n, -1)
+    dw_ib = _weight_grads(da, x_tm)[inverse]
+    dw_hh = _weight_grads(da, hs[:-1])[inverse]
+    db = dw_ib[:, -1]
+    return _batch_first(dx), dh, dc, dw_ib[:, :-1], dw_hh, db, db.copy()
 
 
 # -- GRU -----------------------------------------------------------------------
