@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 
+from ..atomic import atomic_file
 from .idx import DataError
 
 _CHUNK = 1 << 20
@@ -61,30 +61,23 @@ def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0)
 
 
 def _download(url: str, path: str, sha256: str, timeout: float) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".part")
-    try:
-        digest = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    declared = response.headers.get("Content-Length")
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{url}: download failed: {_reason(exc)}") from None
+    digest = hashlib.sha256()
+    size = 0
+    with atomic_file(path) as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                declared = response.headers.get("Content-Length")
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{url}: download failed: {_reason(exc)}") from None
         if declared is not None and size != int(declared):
             raise DataError(f"{url}: download incomplete: got {size} of {declared} bytes")
         got = digest.hexdigest()
         if got != sha256:
             raise DataError(f"{url}: SHA-256 mismatch: expected {sha256}, got {got} ({size} bytes)")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _reason(exc: Exception):

@@ -18,10 +18,11 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 
 import numpy as np
+
+from ..atomic import atomic_file
 
 _CODES = {
     0x08: np.dtype(">u1"),
@@ -100,18 +101,5 @@ def write_idx(path, array) -> None:
     payload = header + np.ascontiguousarray(array, dtype=_CODES[code]).tobytes()
     if path.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    atomic_write_bytes(path, payload)
-
-
-def atomic_write_bytes(path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file next to ``path``, then rename it into place."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        f.write(payload)
