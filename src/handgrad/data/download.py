@@ -11,6 +11,7 @@ and why each failed.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -71,7 +72,7 @@ def _download(url: str, path: str, sha256: str, timeout: float) -> None:
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise DataError(f"{url}: download failed: {_reason(exc)}") from None
         if declared is not None and size != int(declared):
             raise DataError(f"{url}: download incomplete: got {size} of {declared} bytes")
