@@ -19,6 +19,9 @@ class DataLoader:
 
     Each iteration (``for xb, yb in loader``) runs one epoch: it yields tuples
     of batches, one per array, and then advances ``loader.epoch`` by one.
+    A loop left early (``break``) is continued, not restarted, by the next
+    iteration: it serves the remaining batches of the same epoch. Call
+    ``set_epoch(e)`` to start epoch ``e`` from its first batch.
     ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``,
     or ``floor(N / batch_size)`` with ``drop_last=True`` (the incomplete last
     batch is dropped).
