@@ -238,7 +238,10 @@ def plot_runs(runs, metric: str = "val_acc", x: str = "epoch", smoothing: float 
     for i, (label, histories) in enumerate(groups.items()):
         xs, mean, std, n = _mean_std("plot_runs", label, histories, metric, x, smoothing)
         color = colors[i] if colors is not None else f"C{i % 10}"
-        name = f"{label} (mean of {n} runs)".strip() if n > 1 else label
+        if n == 1:
+            name = label
+        else:
+            name = f"{label} (mean of {n} runs)" if label else f"mean of {n} runs"
         ax.plot(xs, mean, color=color, linewidth=2, label=name or None)
         ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
     ax.set(xlabel="iteration" if metric == "iteration_loss" else _X_LABELS.get(x, x),
