@@ -3,7 +3,7 @@ import sys
 import numpy as np
 import pytest
 
-from handgrad.data import DATASETS, Dataset, default_dataset, load_dataset, make_synth, register_dataset
+from handgrad.data import DATASETS, DataLoader, Dataset, default_dataset, load_dataset, make_synth, register_dataset
 from handgrad.data.mnist import FASHION_SYSTEM_DIR, fashion_mnist_installed
 
 
@@ -115,3 +115,26 @@ def test_a_loader_returning_inconsistent_arrays_is_caught():
             load_dataset("bad-test")
     finally:
         del DATASETS["bad-test"]
+
+
+def test_a_small_mlp_learns_the_spirals():
+    from handgrad import nn
+
+    ds = load_dataset("synth", seed=0, noise=0.05)
+    (X, y), (Xv, yv) = ds.train, ds.test
+    model = nn.Sequential(nn.Linear(2, 64, rng=0), nn.ReLU(), nn.Linear(64, 64, rng=1), nn.ReLU(), nn.Linear(64, 2, rng=2))
+    criterion = nn.CrossEntropyLoss()
+    loader = DataLoader((X, y), 32, shuffle=True, seed=0)
+    velocity = {id(p): np.zeros_like(p.data) for p in model.parameters()}
+    for _ in range(60):
+        for xb, yb in loader:
+            model.zero_grad()
+            criterion(model(xb), yb)
+            model.backward(criterion.backward())
+            for p in model.parameters():  # SGD with momentum 0.9
+                v = velocity[id(p)]
+                v *= 0.9
+                v -= 0.05 * p.grad
+                p.data += v
+    model.eval()
+    assert np.mean(model(Xv).argmax(1) == yv) > 0.95
