@@ -25,8 +25,8 @@ _CHUNK = 1 << 20
 def cache_dir(root=None) -> str:
     """The data directory: ``root`` if given, else ``$HANDGRAD_DATA``, else ``~/.cache/handgrad``."""
     if root is None:
-        root = os.environ.get("HANDGRAD_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "handgrad")
-    return os.fspath(root)
+        root = os.environ.get("HANDGRAD_DATA") or os.path.join("~", ".cache", "handgrad")
+    return os.path.expanduser(os.fspath(root))
 
 
 def sha256_file(path) -> str:
