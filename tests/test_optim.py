@@ -133,7 +133,7 @@ def test_load_state_dict_rejects_bad_state():
     p.grad[...] = 1.0
     opt.step()
     state = opt.state_dict()
-    with pytest.raises(ValueError, match="saved from a SGD, not a Adam"):
+    with pytest.raises(ValueError, match="state was saved from SGD, not Adam"):
         optim.Adam([p]).load_state_dict(state)
     with pytest.raises(ValueError, match=r"shape mismatch for buffer '0.momentum_buffer'.*\(2, 3\).*\(3,\)"):
         optim.SGD([p], lr=0.1).load_state_dict({**state, "buffers": {"0.momentum_buffer": np.zeros(3)}})

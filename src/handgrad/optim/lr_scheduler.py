@@ -64,7 +64,7 @@ class LRScheduler:
                 f"unexpected keys {sorted(set(state) - expected)}"
             )
         if state["type"] != name:
-            raise ValueError(f"{name}.load_state_dict: state was saved from a {state['type']}, not a {name}")
+            raise ValueError(f"{name}.load_state_dict: state was saved from {state['type']}, not {name}")
         for k in ("base_lr", *self.hyper_names):
             setattr(self, k, state[k])
         self.last_epoch = int(state["last_epoch"])

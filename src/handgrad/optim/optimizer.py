@@ -100,7 +100,7 @@ class Optimizer:
         if missing:
             raise KeyError(f"{name}.load_state_dict: missing entries {missing}")
         if state["type"] != name:
-            raise ValueError(f"{name}.load_state_dict: state was saved from a {state['type']}, not a {name}")
+            raise ValueError(f"{name}.load_state_dict: state was saved from {state['type']}, not {name}")
         unknown = sorted(set(state["hyper"]) - set(self.hyper_names))
         if unknown:
             raise KeyError(f"{name}.load_state_dict: unexpected hyper-parameters {unknown}")
