@@ -168,3 +168,19 @@ def test_cli_unknown_layer():
     result = gradcheck_cli("--layer", "Nope")
     assert result.returncode == 2
     assert "no gradient check for layer nope; known layers:" in result.stderr and "Linear" in result.stderr
+
+
+def test_cli_reports_a_crashing_case_and_runs_the_rest(monkeypatch, capsys):
+    import handgrad.gradcheck
+    from handgrad.cli import main
+
+    def broken():
+        raise ValueError("shape trouble")
+
+    cases = [GradCase("Crashing layer", broken, (2, 2)), GradCase("Tanh", nn.Tanh, (2, 3))]
+    monkeypatch.setattr(handgrad.gradcheck, "library_cases", lambda: cases)
+    assert main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL ValueError: shape trouble" in out
+    assert any(line.startswith("Tanh ") and line.endswith("ok") for line in out.splitlines())
+    assert "2 cases, 2 tensors checked, 1 failed" in out

@@ -202,3 +202,8 @@ def test_accepts_a_generator_of_parameters():
     model = nn.Linear(3, 2)
     opt = optim.SGD((p for p in model.parameters()), lr=0.1)
     assert len(opt.params) == 2
+
+
+def test_numpy_scalars_accepted_as_hyperparameters():
+    opt = optim.Adam([Parameter(np.zeros(2, np.float32))], lr=np.float32(0.01), betas=(np.float64(0.9), 0.99))
+    assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.01)

@@ -130,6 +130,7 @@ def train(examples, params, lr: float = 0.5, epochs: int = 10):
 
 def predict(x, params) -> int:
     """The class with the larger output probability."""
+    # the target only enters the loss, not p, so any class will do here
     _, cache = forward(x, params["W"], params["b"], params["V"], params["c"], 0)
     p = cache["p"]
     return max(range(len(p)), key=p.__getitem__)

@@ -31,14 +31,18 @@ def run(args) -> int:
             raise UsageError(f"no gradient check for layer {', '.join(sorted(unknown))}; known layers: {known}")
         cases = [c for c in cases if c.layer.lower() in wanted]
 
-    rows = [(case.name, tensor, err) for case in cases for tensor, err in case.run(args.seed).items()]
+    rows = []
+    for case in cases:
+        try:
+            rows += [(case.name, tensor, f"{err:10.2e}", "ok" if err < tol else "FAIL")
+                     for tensor, err in case.run(args.seed).items()]
+        except Exception as exc:  # a layer that crashes is reported as a failed case, and the rest still run
+            rows.append((case.name, "-", f"{'error':>10}", f"FAIL {type(exc).__name__}: {exc}"))
     width = max(len(r[0]) for r in rows)
     tensor_width = max(len("tensor"), *(len(r[1]) for r in rows))
     print(f"{'case':<{width}}  {'tensor':<{tensor_width}}  {'rel. error':>10}  result")
-    failed = 0
-    for name, tensor, err in rows:
-        ok = err < tol
-        failed += not ok
-        print(f"{name:<{width}}  {tensor:<{tensor_width}}  {err:10.2e}  {'ok' if ok else 'FAIL'}")
+    for name, tensor, err, result in rows:
+        print(f"{name:<{width}}  {tensor:<{tensor_width}}  {err}  {result}")
+    failed = sum(r[3] != "ok" for r in rows)
     print(f"{len(cases)} cases, {len(rows)} tensors checked, {failed} failed (tolerance {tol:g}, seed {args.seed})")
     return 1 if failed else 0

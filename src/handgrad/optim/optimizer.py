@@ -22,6 +22,7 @@ them back on the parameter's device and dtype.
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..backend import array_module, to_numpy
 from ..nn.module import Parameter
@@ -29,7 +30,7 @@ from ..nn.module import Parameter
 
 def check_hyper(name: str, value, low: float = 0.0, high: float | None = None, high_open: bool = False) -> float:
     """Return ``value`` as a float if ``low <= value`` (and ``value <= high`` / ``< high``), else raise ValueError."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= low
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
@@ -85,7 +86,12 @@ class Optimizer:
 
     # -- saving and loading ------------------------------------------------
     def hyperparameters(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in ((k, getattr(self, k)) for k in self.hyper_names)}
+        """``{name: value}`` for every hyper-parameter, JSON-able (tuples become lists)."""
+        hyper = {}
+        for k in self.hyper_names:
+            value = getattr(self, k)
+            hyper[k] = list(value) if isinstance(value, tuple) else value
+        return hyper
 
     def state_dict(self) -> dict:
         """Hyper-parameters, step count and buffers; see the module docstring for the layout."""
