@@ -107,6 +107,8 @@ def check_op(forward, backward, inputs: dict, seed: int = 0, h: float = 1e-5) ->
 def check_module(module, x, target=None, seed: int = 0, h: float = 1e-5) -> dict:
     """Check a module's backward pass: dL/d(input) and every parameter gradient.
 
+    The module's forward returns one array (or, for a loss, a float).
+
     The module is cast to float64 in place, ``x`` (and a floating ``target``) is
     copied to float64. Forward runs as ``module(x)``, or ``module(x, target)`` for a
     loss, with the global generator seeded by ``seed`` before every call, so
