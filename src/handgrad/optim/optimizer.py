@@ -18,6 +18,10 @@ so it can be written to ``.npz`` + JSON without pickle::
 Parameter indices are positions in the list given to the constructor (the
 order of ``model.parameters()``). Buffers are host (NumPy) copies; loading puts
 them back on the parameter's device and dtype.
+
+Buffers are created at the first ``step()`` with the array module (NumPy or
+CuPy) and dtype of their parameter, so move a model with ``model.to(device)``
+before training starts, not between steps.
 """
 from __future__ import annotations
 
