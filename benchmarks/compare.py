@@ -67,6 +67,33 @@ def _mlp_handgrad():
 register("mlp", Bench(128, _mlp_handgrad, _mlp_torch, image_batch((1, 28, 28))))
 
 
+class _CharLSTMTorch(torch.nn.Module):
+    """The twin of handgrad.models.char_lstm: Embedding -> 1-layer LSTM -> Linear, same names."""
+
+    def __init__(self, vocab=65, embedding_dim=64, hidden=128):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, embedding_dim)
+        self.lstm = torch.nn.LSTM(embedding_dim, hidden, batch_first=True)
+        self.decoder = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        return self.decoder(self.lstm(self.embedding(x))[0])
+
+
+def _char_batch(rng, n, vocab=65, steps=50):
+    return rng.integers(0, vocab, size=(n, steps)), rng.integers(0, vocab, size=(n, steps))
+
+
+def _char_lstm_handgrad():
+    from handgrad.models import get_model
+
+    return get_model("char_lstm", vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
+
+
+register("char_lstm", Bench(32, _char_lstm_handgrad, _CharLSTMTorch, _char_batch, unit="sequences",
+                            build_loss=nn.TemporalCrossEntropyLoss))
+
+
 def handgrad_steps(model, criterion, opt, x, y, steps: int) -> float:
     """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update)."""
     start = time.perf_counter()
