@@ -189,3 +189,21 @@ def test_greedy_sampling_follows_the_argmax_step_by_step():
         logits = model(np.array([ids]))[0, -1]
         assert int(logits.argmax()) == expected
         ids.append(expected)
+
+
+def test_text_data_set_is_registered(tmp_path):
+    from handgrad.data import load_dataset
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question\n" * 10)
+    ds = load_dataset("text", text_file=str(corpus), seq_len=8)
+    X, y = ds.train
+    assert X.dtype == y.dtype == np.int64 and X.shape[1:] == (8,) and ds.input_shape == (8,)
+    np.testing.assert_array_equal(X[:, 1:], y[:, :-1])
+    assert "".join(ds.classes) == "".join(sorted(set(corpus.read_text())))
+    assert len(ds.test[0]) == (len(corpus.read_text()) // 10 - 1) // 8
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="the file is empty"):
+        load_dataset("text", text_file=str(tmp_path / "empty.txt"))
+    with pytest.raises(ValueError, match="needs a corpus: text_file=PATH"):
+        load_dataset("text")

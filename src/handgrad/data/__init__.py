@@ -12,3 +12,4 @@ from .loader import DataLoader
 from .mnist import fashion_mnist_installed
 from .synth import make_synth
 from .transforms import mean_std, one_hot, standardize, subset, train_val_split
+from .text import CharVocab, StreamLoader, load_text, read_corpus, sequence_pairs, split_ids

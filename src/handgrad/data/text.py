@@ -8,12 +8,16 @@ For truncated back-propagation through time the ids are cut into ``batch_size``
 parallel streams; batch j holds characters [j T, (j + 1) T) of every stream, so
 row r of batch j + 1 continues row r of batch j and a model may carry its final
 (h, c) from one batch to the next (see ``handgrad.models.char_lstm``).
+
+Registered as the data set ``text``: ``load_dataset("text", text_file=PATH)``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from .datasets import Dataset, register_dataset
 
 
 class CharVocab:
@@ -113,3 +117,24 @@ class StreamLoader:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+@register_dataset("text")
+def load_text(root=None, seed: int = 0, text_file=None, seq_len: int = 50, val_fraction: float = 0.1) -> Dataset:
+    """A character corpus as a Dataset of next-character prediction.
+
+    ``train`` = :func:`sequence_pairs` of the first 1 - val_fraction of the text,
+    ``test`` = those of the rest (held out: never seen in training); X and y are
+    int64 (M, seq_len), ``classes`` the vocabulary's characters (from the whole
+    corpus, so that every held-out character has an id), ``input_shape`` (seq_len,).
+    ``root`` and ``seed`` are unused: the split is by position.
+    """
+    if text_file is None:
+        raise ValueError("data set 'text' needs a corpus: text_file=PATH (handgrad train --text-file PATH)")
+    if not (isinstance(seq_len, int) and seq_len > 0):
+        raise ValueError(f"data set 'text': seq_len must be a positive integer, got {seq_len!r}")
+    text = read_corpus(text_file)
+    vocab = CharVocab.from_text(text)
+    train_ids, test_ids = split_ids(vocab.encode(text), val_fraction)
+    return Dataset("text", sequence_pairs(train_ids, seq_len), sequence_pairs(test_ids, seq_len),
+                   list(vocab.chars), (seq_len,))
