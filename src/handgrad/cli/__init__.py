@@ -10,6 +10,7 @@ import sys
 from .. import __version__
 
 COMMANDS = ("gradcheck",)
+COMMANDS += ("generate",)
 
 
 class UsageError(Exception):
