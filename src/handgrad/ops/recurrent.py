@@ -173,12 +173,17 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     hs = xp.empty_like(cs)
     cs[0], hs[0] = c0, h0
     tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
+    # 1 - tanh^2 of every gate, made while the step is in cache: the backward pass
+    # turns it into the gate derivatives (see lstm_backward)
+    slopes = xp.empty_like(gates)
     ig = xp.empty((n, hid), dtype=x.dtype)
     sig = slice(0, 3 * hid)
     for t in range(steps):
         a = gates[t]
         a += hs[t] @ w_hh_s_t
         xp.tanh(a, out=a)
+        xp.multiply(a, a, out=slopes[t])
+        xp.subtract(1, slopes[t], out=slopes[t])
         a[:, sig] += 1
         a[:, sig] *= 0.5
         i, f, o, g = a[:, :hid], a[:, hid: 2 * hid], a[:, 2 * hid: 3 * hid], a[:, 3 * hid:]
@@ -187,7 +192,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         cs[t + 1] += ig
         xp.tanh(cs[t + 1], out=tanh_cs[t])
         xp.multiply(o, tanh_cs[t], out=hs[t + 1])
-    cache = (x_tm, w_ib, w_hh, order, gates, cs, tanh_cs, hs)
+    cache = (x_tm, w_ib, w_hh, order, gates, slopes, cs, tanh_cs, hs)
     return (_batch_first(hs[1:]), hs[-1].copy(), cs[-1].copy()), cache
 
 
@@ -208,16 +213,19 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     gate gradients. Returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), the
     weight gradients in PyTorch's (i, f, g, o) layout.
     """
-    x_tm, w_ib, w_hh, order, acts, cs, tanh_cs, hs = cache
+    x_tm, w_ib, w_hh, order, acts, slopes, cs, tanh_cs, hs = cache
     xp = array_module(hs)
     steps, n, hid = tanh_cs.shape
-    w_hh_r = w_hh[order]
+    # slopes = 1 - tanh^2 is the derivative of g; for a sigmoid s = (1 + tanh(a/2)) / 2
+    # it is 4 s (1 - s). The loop multiplies by slopes alone and so carries 4 x the true
+    # sigmoid-gate gradients; the factor 1/4 is folded into the weights they meet.
+    quarter = xp.ones((4 * hid, 1), dtype=hs.dtype)
+    quarter[: 3 * hid] = 0.25
+    w_hh_q = w_hh[order] * quarter
     da = xp.empty_like(acts)
     dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
     dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
     tmp = xp.empty((n, hid), dtype=hs.dtype)
-    deriv = xp.empty((n, 4 * hid), dtype=hs.dtype)
-    sig = slice(0, 3 * hid)
     for t in range(steps - 1, -1, -1):
         if dhs is not None:
             dh += dhs[:, t]
@@ -235,17 +243,12 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         xp.multiply(dc, cs[t], out=d[:, hid: 2 * hid])
         xp.multiply(dc, i, out=d[:, 3 * hid:])
         dc *= f
-        # gate derivatives: s (1 - s) for the sigmoids, 1 - g^2 for g
-        xp.subtract(1, a[:, sig], out=deriv[:, sig])
-        deriv[:, sig] *= a[:, sig]
-        xp.multiply(g, g, out=deriv[:, 3 * hid:])
-        xp.subtract(1, deriv[:, 3 * hid:], out=deriv[:, 3 * hid:])
-        d *= deriv
-        xp.matmul(d, w_hh_r, out=dh)
+        d *= slopes[t]
+        xp.matmul(d, w_hh_q, out=dh)
     inverse = xp.argsort(order)
-    dx = (da.reshape(-1, 4 * hid) @ w_ib[:, :-1]).reshape(steps, n, -1)
-    dw_ib = _weight_grads(da, x_tm)[inverse]
-    dw_hh = _weight_grads(da, hs[:-1])[inverse]
+    dx = (da.reshape(-1, 4 * hid) @ (w_ib[:, :-1] * quarter)).reshape(steps, n, -1)
+    dw_ib = (_weight_grads(da, x_tm) * quarter)[inverse]
+    dw_hh = (_weight_grads(da, hs[:-1]) * quarter)[inverse]
     db = dw_ib[:, -1]
     return _batch_first(dx), dh, dc, dw_ib[:, :-1], dw_hh, db, db.copy()
 
