@@ -34,7 +34,7 @@ class CharLSTM(Module):
         self.lstm = LSTM(embedding_dim, hidden_size, num_layers=num_layers, rng=rng, dtype=dtype)
         self.decoder = Linear(hidden_size, vocab_size, rng=rng, dtype=dtype)
         self.stateful = stateful
-        self.input_shape = (None,)
+        self.input_shape = (50,)  # any sequence length works; 50 is the usual training length
         self._carried = None
 
     def reset_state(self) -> None:

@@ -9,6 +9,8 @@ from .module import Module, Parameter
 class Embedding(Module):
     """out = weight[idx]: integer ids of any shape -> vectors, shape idx.shape + (embedding_dim,).
 
+    Floating arrays are accepted when every value is a whole number.
+
     ``weight`` is (num_embeddings, embedding_dim), initialised N(0, 1) as in
     ``torch.nn.Embedding``. Backward scatter-adds dout into the rows that were
     looked up and returns None (indices have no gradient).
@@ -26,8 +28,10 @@ class Embedding(Module):
     def forward(self, idx):
         xp = array_module(self.weight.data)
         idx = xp.asarray(idx)
+        if idx.dtype.kind == "f" and bool((idx == xp.round(idx)).all()):
+            idx = idx.astype(xp.int64)  # whole numbers stored as floats, e.g. a zero probe input
         if idx.dtype.kind not in "iu":
-            raise TypeError(f"Embedding: expected integer token ids, got dtype {idx.dtype}")
+            raise TypeError(f"Embedding: expected integer token ids, got dtype {idx.dtype} with non-integer values")
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
             bad = idx[(idx < 0) | (idx >= self.num_embeddings)]
             raise ValueError(f"Embedding: token ids must be in [0, {self.num_embeddings}), got {int(bad[0])}")
