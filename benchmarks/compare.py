@@ -85,9 +85,9 @@ def _char_batch(rng, n, vocab=65, steps=50):
 
 
 def _char_lstm_handgrad():
-    from handgrad.models import get_model
+    from handgrad.models.char_lstm import char_lstm
 
-    return get_model("char_lstm", vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
+    return char_lstm(vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
 
 
 register("char_lstm", Bench(32, _char_lstm_handgrad, _CharLSTMTorch, _char_batch, unit="sequences",
