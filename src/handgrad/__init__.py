@@ -3,3 +3,5 @@ from . import backend, init, nn, ops
 from .backend import get_default_dtype, manual_seed, set_default_dtype
 
 __version__ = "0.1.0"
+from . import models
+from .summary import summary
