@@ -53,69 +53,80 @@ def _unpad(x, padding):
     return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
 
 
-def _out_size(size, kernel, stride, dilation):
-    return (size - dilation * (kernel - 1) - 1) // stride + 1
+class _Geometry:
+    """Sizes of the 'wide' im2col layout (see ``conv2d_forward``) for one layer call."""
 
-
-def window_view(xp_, kernel, stride, dilation):
-    """Strided view (N, C, KH, KW, OH, OW) of a padded NCHW array:
-    view[n, c, p, q, i, j] = xp_[n, c, sh*i + dh*p, sw*j + dw*q]. No copy."""
-    xp = array_module(xp_)
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    n, c, h, w = xp_.shape
-    oh, ow = _out_size(h, kh, sh, dh), _out_size(w, kw, sw, dw)
-    s_n, s_c, s_h, s_w = xp_.strides
-    return xp.lib.stride_tricks.as_strided(
-        xp_, (n, c, kh, kw, oh, ow), (s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False
-    )
-
-
-def offset_slice(p, q, out_hw, stride, dilation):
-    """Index of the (OH, OW) positions that kernel offset (p, q) reads in the padded input."""
-    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
-    return (
-        slice(None), slice(None),
-        slice(dh * p, dh * p + sh * (oh - 1) + 1, sh),
-        slice(dw * q, dw * q + sw * (ow - 1) + 1, sw),
-    )
+    def __init__(self, x_shape, kernel, stride, padding, dilation):
+        (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+        (top, bottom), (left, right) = padding
+        n, c, h, w = x_shape
+        hp, wp = h + top + bottom, w + left + right
+        self.oh = (hp - dh * (kh - 1) - 1) // sh + 1
+        self.ow = (wp - dw * (kw - 1) - 1) // sw + 1
+        # widen the padded rows to a multiple of sw, so stepping sw along the flat
+        # image moves one output column and R steps move sh rows down
+        self.width = wp + (-wp) % sw
+        self.row = sh * self.width // sw  # R: output columns per wide output row (>= ow)
+        # sh extra zero rows at the bottom keep the wide columns' reads in bounds
+        self.height = hp + sh
+        self.padded = (n, c, self.height, self.width)
+        self.offsets = [(dh * p * self.width + dw * q) for p in range(kh) for q in range(kw)]
+        self.sw, self.t = sw, self.oh * self.row
+        self.top, self.left, self.h, self.w = top, left, h, w
 
 
 def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
     """out = W2 @ im2col(pad(x)) + b per sample (see the module docstring).
 
+    The columns are 'wide': the padded image is flattened to one axis of
+    rows of length ``width``, and output pixel (i, j) of kernel offset (p, q)
+    reads flat position  dh*p*width + dw*q + sw*(i*R + j)  with
+    R = sh*width/sw. So each offset's column block is one strided 1-D slice,
+    copied with long contiguous runs, at the price of R - OW junk columns per
+    output row that the matrix product computes and the result drops.
+
     Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW).
     """
     xp = array_module(x)
-    n = x.shape[0]
-    f, c, kh, kw = w.shape
-    windows = window_view(_pad(x, padding), (kh, kw), stride, dilation)
-    oh, ow = windows.shape[4:]
-    cols = xp.ascontiguousarray(windows).reshape(n, c * kh * kw, oh * ow)
-    w2 = w.reshape(f, c * kh * kw)
-    out = xp.matmul(w2, cols)
-    if b is not None:
-        out += b[:, None]
-    cache = (x.shape, cols, w, b is not None, stride, padding, dilation)
-    return out.reshape(n, f, oh, ow), cache
+    n, c, _, _ = x.shape
+    f, _, kh, kw = w.shape
+    g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
+    padded = xp.zeros(g.padded, dtype=x.dtype)
+    padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
+    s_n, s_c, _, s_w = padded.strides
+    dh, dw = dilation
+    windows = xp.lib.stride_tricks.as_strided(
+        padded, (n, c, kh, kw, g.t), (s_n, s_c, dh * g.width * s_w, dw * s_w, g.sw * s_w), writeable=False
+    )
+    cols = xp.ascontiguousarray(windows).reshape(n, c * kh * kw, g.t)
+    wide = xp.matmul(w.reshape(f, c * kh * kw), cols).reshape(n, f, g.oh, g.row)[..., :g.ow]
+    out = wide + b[:, None, None] if b is not None else xp.ascontiguousarray(wide)
+    return out, (g, cols, w, b is not None)
 
 
 def conv2d_backward(dout, cache):
     """Returns (dx, dw, db): db = sum over n, i, j of dout; dW2 = sum_n dout[n] cols[n]^T;
-    dx = crop(col2im(W2^T dout)). db is None without a bias. Shapes as the inputs."""
-    x_shape, cols, w, has_bias, stride, padding, dilation = cache
+    dx = crop(col2im(W2^T dout)). db is None without a bias. Shapes as the inputs.
+
+    dout is spread into the wide layout with zeros in the junk columns, so junk
+    columns add nothing to dW, and their (zero) column gradients add nothing in col2im.
+    """
+    g, cols, w, has_bias = cache
     xp = array_module(dout)
-    n, f, oh, ow = dout.shape
+    n, f, _, _ = dout.shape
     _, c, kh, kw = w.shape
-    d2 = xp.ascontiguousarray(dout).reshape(n, f, oh * ow)
-    db = d2.sum(axis=(0, 2)) if has_bias else None
-    dw = xp.matmul(d2, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    dcols = xp.matmul(w.reshape(f, c * kh * kw).T, d2).reshape(n, c, kh, kw, oh, ow)
-    (top, bottom), (left, right) = padding
-    dxp = xp.zeros((n, c, x_shape[2] + top + bottom, x_shape[3] + left + right), dtype=dout.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            dxp[offset_slice(p, q, (oh, ow), stride, dilation)] += dcols[:, :, p, q]
-    return _unpad(dxp, padding), dw, db
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
+    wide[..., :g.ow] = dout
+    wide = wide.reshape(n, f, g.t)
+    dw = xp.matmul(wide, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dcols = xp.matmul(w.reshape(f, c * kh * kw).T, wide).reshape(n, c, kh * kw, g.t)
+    dflat = xp.zeros((n, c, g.height * g.width), dtype=dout.dtype)
+    span = g.sw * (g.t - 1) + 1
+    for k, start in enumerate(g.offsets):
+        dflat[:, :, start:start + span:g.sw] += dcols[:, :, k]
+    dxp = dflat.reshape(g.padded)
+    return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w], dw, db
 
 
 def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1):

@@ -1,4 +1,4 @@
-"""Max and average pooling kernels, one pass per kernel offset.
+"""Max and average pooling kernels.
 
 Notation: x (N, C, H, W), kernel (KH, KW), stride (sh, sw), padding
 ((top, bottom), (left, right)); out (N, C, OH, OW) with
@@ -20,13 +20,15 @@ Average pooling (zeros padding, counted in the divisor as PyTorch's default
 
     out = (1 / (KH KW)) sum_{p, q} v_pq,   dL/dx at every window position += dout / (KH KW)
 
-Both backward passes loop over the KH*KW offsets, each adding a whole
-(N, C, OH, OW) slab onto a strided slice: no loops over pixels, no np.add.at.
+Both are separable: pool along each row first (KW offsets, stride sw), then
+down the columns of the result (KH offsets, stride sh). Forward and backward
+loop over those KH + KW offsets, each pass moving a whole slab through a
+strided slice: no loops over pixels, no np.add.at.
 """
 from __future__ import annotations
 
 from ..backend import array_module
-from .conv import _pad, _unpad, offset_slice
+from .conv import _pad, _unpad
 
 
 def _out_hw(shape, kernel, stride, padding):
@@ -34,64 +36,107 @@ def _out_hw(shape, kernel, stride, padding):
     return (shape[2] + top + bottom - kh) // sh + 1, (shape[3] + left + right - kw) // sw + 1
 
 
-def _offsets(kernel):
-    return [(p, q) for p in range(kernel[0]) for q in range(kernel[1])]
+def _window_slice(axis, offset, stride, n_out):
+    """Index selecting, along ``axis``, positions offset + stride * i for i < n_out."""
+    index = [slice(None)] * 4
+    index[axis] = slice(offset, offset + stride * (n_out - 1) + 1, stride)
+    return tuple(index)
+
+
+def _max_along(x, axis, kernel, stride, n_out):
+    """1-D max pooling along ``axis``: (max, argmax offset), the first offset on ties."""
+    xp = array_module(x)
+    out = x[_window_slice(axis, 0, stride, n_out)]
+    argmax = xp.zeros(out.shape, dtype=xp.uint8 if kernel <= 256 else xp.int32)
+    for k in range(1, kernel):
+        v = x[_window_slice(axis, k, stride, n_out)]
+        greater = v > out  # strict, so on ties the earlier offset keeps the gradient
+        out = xp.maximum(out, v)
+        # offsets come in increasing order, so "set to k where greater" is a maximum;
+        # arithmetic on the mask is much faster than a masked write
+        xp.maximum(argmax, greater.astype(argmax.dtype) * argmax.dtype.type(k), out=argmax)
+    return (out.copy() if kernel == 1 else out), argmax
+
+
+def _max_along_backward(dout, argmax, axis, kernel, stride, size):
+    """Send each gradient of :func:`_max_along` to its argmax; ``size`` is the input length along ``axis``."""
+    xp = array_module(dout)
+    shape = list(dout.shape)
+    shape[axis] = size
+    dx = xp.zeros(shape, dtype=dout.dtype)
+    for k in range(kernel):
+        index = _window_slice(axis, k, stride, dout.shape[axis])
+        if stride >= kernel:  # windows do not overlap: every input slot is written once at most
+            xp.multiply(dout, argmax == k, out=dx[index])
+        else:
+            dx[index] += xp.where(argmax == k, dout, dout.dtype.type(0))
+    return dx
 
 
 def max_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
     """out[n, c, i, j] = max of the (KH, KW) window at (sh*i, sw*j) of the -inf-padded input.
 
-    Shapes: x (N, C, H, W) -> out (N, C, OH, OW); the cache holds the argmax
-    offset of every window (uint8 when KH*KW <= 256).
+    The max is separable: first along each row (KW offsets, stride sw), then
+    down the columns of those row maxima (KH offsets, stride sh), so forward
+    and backward make KH + KW passes instead of KH * KW. Taking the first
+    maximum in each pass gives the first maximum of the window in row-major
+    order, PyTorch's tie rule.
+
+    Shapes: x (N, C, H, W) -> out (N, C, OH, OW).
     """
     xp = array_module(x)
-    out_hw = _out_hw(x.shape, kernel, stride, padding)
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = _out_hw(x.shape, kernel, stride, padding)
     xpad = _pad(x, padding, value=-xp.inf)
-    offsets = _offsets(kernel)
-    views = [xpad[offset_slice(p, q, out_hw, stride, (1, 1))] for p, q in offsets]
-    out = views[0].copy()
-    argmax = xp.zeros(out.shape, dtype=xp.uint8 if len(offsets) <= 256 else xp.int32)
-    for k, v in enumerate(views[1:], start=1):
-        greater = v > out  # strict: on ties the earlier offset keeps the gradient
-        xp.copyto(out, v, where=greater)
-        argmax[greater] = k
-    return out, (x.shape, argmax, kernel, stride, padding)
+    row_max, col_arg = _max_along(xpad, 3, kw, sw, ow)
+    out, row_arg = _max_along(row_max, 2, kh, sh, oh)
+    return out, (x.shape, xpad.shape, col_arg, row_arg, kernel, stride, padding)
 
 
 def max_pool2d_backward(dout, cache):
     """dx: each dout[n, c, i, j] added at the position of its window's maximum."""
-    x_shape, argmax, kernel, stride, padding = cache
-    xp = array_module(dout)
-    (top, bottom), (left, right) = padding
-    dxp = xp.zeros((x_shape[0], x_shape[1], x_shape[2] + top + bottom, x_shape[3] + left + right), dtype=dout.dtype)
-    zero = dout.dtype.type(0)
-    for k, (p, q) in enumerate(_offsets(kernel)):
-        dxp[offset_slice(p, q, dout.shape[2:], stride, (1, 1))] += xp.where(argmax == k, dout, zero)
+    x_shape, pad_shape, col_arg, row_arg, (kh, kw), (sh, sw), padding = cache
+    d_row_max = _max_along_backward(dout, row_arg, 2, kh, sh, pad_shape[2])
+    dxp = _max_along_backward(d_row_max, col_arg, 3, kw, sw, pad_shape[3])
     return _unpad(dxp, padding)
 
 
+def _sum_along(x, axis, kernel, stride, n_out):
+    """1-D sum pooling along ``axis``."""
+    out = x[_window_slice(axis, 0, stride, n_out)].copy()
+    for k in range(1, kernel):
+        out += x[_window_slice(axis, k, stride, n_out)]
+    return out
+
+
+def _sum_along_backward(dout, axis, kernel, stride, size):
+    """Every input position of a window gets the window's gradient."""
+    xp = array_module(dout)
+    shape = list(dout.shape)
+    shape[axis] = size
+    dx = xp.zeros(shape, dtype=dout.dtype)
+    for k in range(kernel):
+        dx[_window_slice(axis, k, stride, dout.shape[axis])] += dout
+    return dx
+
+
 def avg_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
-    """out[n, c, i, j] = mean of the (KH, KW) window at (sh*i, sw*j) of the zero-padded input."""
-    out_hw = _out_hw(x.shape, kernel, stride, padding)
+    """out[n, c, i, j] = mean of the (KH, KW) window at (sh*i, sw*j) of the zero-padded input,
+    summed along rows and then down columns (KH + KW passes)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = _out_hw(x.shape, kernel, stride, padding)
     xpad = _pad(x, padding)
-    offsets = _offsets(kernel)
-    out = xpad[offset_slice(*offsets[0], out_hw, stride, (1, 1))].copy()
-    for p, q in offsets[1:]:
-        out += xpad[offset_slice(p, q, out_hw, stride, (1, 1))]
-    out *= x.dtype.type(1.0 / len(offsets))
-    return out, (x.shape, kernel, stride, padding)
+    out = _sum_along(_sum_along(xpad, 3, kw, sw, ow), 2, kh, sh, oh)
+    out *= x.dtype.type(1.0 / (kh * kw))
+    return out, (xpad.shape, kernel, stride, padding)
 
 
 def avg_pool2d_backward(dout, cache):
     """dx: dout / (KH KW) added at every position of each window."""
-    x_shape, kernel, stride, padding = cache
-    xp = array_module(dout)
-    (top, bottom), (left, right) = padding
-    dxp = xp.zeros((x_shape[0], x_shape[1], x_shape[2] + top + bottom, x_shape[3] + left + right), dtype=dout.dtype)
-    share = dout * dout.dtype.type(1.0 / (kernel[0] * kernel[1]))
-    for p, q in _offsets(kernel):
-        dxp[offset_slice(p, q, dout.shape[2:], stride, (1, 1))] += share
-    return _unpad(dxp, padding)
+    pad_shape, (kh, kw), (sh, sw), padding = cache
+    share = dout * dout.dtype.type(1.0 / (kh * kw))
+    d_row_sum = _sum_along_backward(share, 2, kh, sh, pad_shape[2])
+    return _unpad(_sum_along_backward(d_row_sum, 3, kw, sw, pad_shape[3]), padding)
 
 
 def max_pool1d_forward(x, kernel, stride, padding=(0, 0)):
