@@ -212,3 +212,16 @@ def test_dtype_preserved_and_backward_adds(rng):
     layer(x)
     layer.backward(dout)
     np.testing.assert_allclose(layer.weight.grad, 2 * once)
+
+
+@pytest.mark.parametrize("layer_cls,shape", [(nn.Conv2d, (2, 3, 6, 5)), (nn.Conv1d, (2, 3, 7))])
+def test_input_grad_false_skips_dx_only(layer_cls, shape, rng):
+    full = layer_cls(3, 4, 3, padding=1, rng=0)
+    fast = layer_cls(3, 4, 3, padding=1, input_grad=False, rng=0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dout = rng.standard_normal(full(x).shape).astype(np.float32)
+    fast(x)
+    assert full.backward(dout).shape == x.shape
+    assert fast.backward(dout) is None
+    np.testing.assert_array_equal(fast.weight.grad, full.weight.grad)
+    np.testing.assert_array_equal(fast.bias.grad, full.bias.grad)

@@ -33,8 +33,8 @@ def torch_mlp():
 
 
 @pytest.mark.parametrize("ours,theirs", [
-    (lambda: lenet5(rng=0), torch_lenet5),
-    (lambda: small_cnn(rng=0), torch_small_cnn),
+    (lambda: lenet5(input_grad=True, rng=0), torch_lenet5),
+    (lambda: small_cnn(input_grad=True, rng=0), torch_small_cnn),
     (lambda: mlp(hidden=[64, 32], activation="tanh", rng=0), torch_mlp),
 ])
 def test_model_forward_and_backward_equal_torch(ours, theirs):
@@ -59,6 +59,19 @@ def test_model_forward_and_backward_equal_torch(ours, theirs):
 
 def torch_cross_entropy(logits, y):
     return torch.nn.functional.cross_entropy(logits, torch.tensor(y))
+
+
+@pytest.mark.parametrize("build", [lenet5, small_cnn])
+def test_models_skip_the_data_gradient_by_default(build):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    dout = rng.standard_normal((4, 10)).astype(np.float32)
+    fast, full = build(rng=1), build(input_grad=True, rng=1)
+    fast(x), full(x)
+    assert fast.backward(dout) is None
+    assert full.backward(dout).shape == x.shape
+    for (name, p), q in zip(fast.named_parameters(), full.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
 
 
 def test_parameter_counts():

@@ -35,13 +35,18 @@ class _ConvNd(Module):
 
     Default initialisation is PyTorch's: weight and bias drawn from
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels * prod(kernel_size).
+
+    ``input_grad=False`` makes ``backward`` compute the parameter gradients only
+    and return None: for a first layer, whose input is data, this skips the
+    col2im (PyTorch likewise computes no gradient for inputs that do not
+    require one, Caffe calls it ``propagate_down``).
     """
 
     ndim = 2
     layout = "(N, C, H, W)"
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
-                 rng=None, dtype=None):
+                 input_grad=True, rng=None, dtype=None):
         super().__init__()
         name, n = type(self).__name__, self.ndim
         if not (isinstance(in_channels, int) and in_channels > 0 and isinstance(out_channels, int) and out_channels > 0):
@@ -51,6 +56,7 @@ class _ConvNd(Module):
         self.stride = int_tuple(name, "stride", stride, n, 1)
         self.padding = padding_arg(name, padding, n)
         self.dilation = int_tuple(name, "dilation", dilation, n, 1)
+        self.input_grad = bool(input_grad)
         dtype = dtype or get_default_dtype()
         bound = 1.0 / math.sqrt(in_channels * math.prod(self.kernel_size))
         shape = (out_channels, in_channels) + self.kernel_size
@@ -78,6 +84,7 @@ class _ConvNd(Module):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding!r}, dilation={self.dilation}, bias={self.bias is not None}"
+            + ("" if self.input_grad else ", input_grad=False")
         )
 
 
@@ -98,7 +105,7 @@ class Conv2d(_ConvNd):
         return out
 
     def backward(self, dout):
-        dx, dw, db = conv2d_backward(dout, self._cache)
+        dx, dw, db = conv2d_backward(dout, self._cache, self.input_grad)
         self._accumulate(dw, db)
         return dx
 
@@ -119,6 +126,6 @@ class Conv1d(_ConvNd):
         return out
 
     def backward(self, dout):
-        dx, dw, db = conv1d_backward(dout, self._cache)
+        dx, dw, db = conv1d_backward(dout, self._cache, self.input_grad)
         self._accumulate(dw, db)
         return dx

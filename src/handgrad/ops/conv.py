@@ -70,8 +70,12 @@ class _Geometry:
         # sh extra zero rows at the bottom keep the wide columns' reads in bounds
         self.height = hp + sh
         self.padded = (n, c, self.height, self.width)
-        self.offsets = [(dh * p * self.width + dw * q) for p in range(kh) for q in range(kw)]
+        self.offsets = [dh * p * self.width + dw * q for p in range(kh) for q in range(kw)]
         self.sw, self.t = sw, self.oh * self.row
+        # backward: J = area / sw wide columns per channel, so the channels of a
+        # sample tile one flat axis and each kernel offset is one slice of it
+        self.area = self.height * self.width
+        self.per_channel = self.area // sw
         self.top, self.left, self.h, self.w = top, left, h, w
 
 
@@ -83,7 +87,8 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     reads flat position  dh*p*width + dw*q + sw*(i*R + j)  with
     R = sh*width/sw. So each offset's column block is one strided 1-D slice,
     copied with long contiguous runs, at the price of R - OW junk columns per
-    output row that the matrix product computes and the result drops.
+    output row that the matrix product computes and the result drops. The
+    rows of cols (and columns of W2) run over (p, q, c), kernel offset first.
 
     Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW).
     """
@@ -96,36 +101,48 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     s_n, s_c, _, s_w = padded.strides
     dh, dw = dilation
     windows = xp.lib.stride_tricks.as_strided(
-        padded, (n, c, kh, kw, g.t), (s_n, s_c, dh * g.width * s_w, dw * s_w, g.sw * s_w), writeable=False
+        padded, (n, kh, kw, c, g.t), (s_n, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
     )
-    cols = xp.ascontiguousarray(windows).reshape(n, c * kh * kw, g.t)
-    wide = xp.matmul(w.reshape(f, c * kh * kw), cols).reshape(n, f, g.oh, g.row)[..., :g.ow]
-    out = wide + b[:, None, None] if b is not None else xp.ascontiguousarray(wide)
-    return out, (g, cols, w, b is not None)
+    cols = xp.ascontiguousarray(windows).reshape(n, kh * kw * c, g.t)
+    w2 = w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c)
+    wide = xp.matmul(w2, cols)
+    if b is not None:
+        wide += b[:, None]
+    # a view that drops the junk columns: the next layer reads it once, no copy needed here
+    out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
+    return out, (g, cols, w2, w.shape, b is not None)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, input_grad=True):
     """Returns (dx, dw, db): db = sum over n, i, j of dout; dW2 = sum_n dout[n] cols[n]^T;
-    dx = crop(col2im(W2^T dout)). db is None without a bias. Shapes as the inputs.
+    dx = crop(col2im(W2^T dout)). db is None without a bias; dx is None with
+    ``input_grad=False`` (for a first layer, whose input is data). Shapes as the inputs.
 
     dout is spread into the wide layout with zeros in the junk columns, so junk
-    columns add nothing to dW, and their (zero) column gradients add nothing in col2im.
+    columns add nothing to dW, and their (zero) column gradients add nothing in
+    col2im. For col2im the wide layout runs on over all C channels of a sample
+    (J columns each), so every kernel offset adds one slice per sample.
     """
-    g, cols, w, has_bias = cache
+    g, cols, w2, w_shape, has_bias = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
-    _, c, kh, kw = w.shape
+    _, c, kh, kw = w_shape
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
-    wide[..., :g.ow] = dout
-    wide = wide.reshape(n, f, g.t)
-    dw = xp.matmul(wide, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    dcols = xp.matmul(w.reshape(f, c * kh * kw).T, wide).reshape(n, c, kh * kw, g.t)
-    dflat = xp.zeros((n, c, g.height * g.width), dtype=dout.dtype)
-    span = g.sw * (g.t - 1) + 1
+    rows = -(-g.per_channel // g.row)
+    wide = xp.zeros((n, f, rows, g.row), dtype=dout.dtype)
+    wide[:, :, :g.oh, :g.ow] = dout
+    wide = wide.reshape(n, f, rows * g.row)
+    # dW2^T = sum_n cols[n] dout[n]^T: BLAS is faster with the long KH*KW*C side first
+    dw2 = xp.matmul(cols, wide[:, :, :g.t].transpose(0, 2, 1)).sum(axis=0)
+    dw = dw2.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
+    if not input_grad:
+        return None, dw, db
+    dcols = xp.matmul(w2.T, wide[:, :, :g.per_channel]).reshape(n, kh * kw, c * g.per_channel)
+    dflat = xp.zeros((n, c * g.area + g.offsets[-1]), dtype=dout.dtype)
+    span = g.sw * (c * g.per_channel - 1) + 1
     for k, start in enumerate(g.offsets):
-        dflat[:, :, start:start + span:g.sw] += dcols[:, :, k]
-    dxp = dflat.reshape(g.padded)
+        dflat[:, start:start + span:g.sw] += dcols[:, k]
+    dxp = dflat[:, :c * g.area].reshape(g.padded)
     return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w], dw, db
 
 
@@ -135,7 +152,7 @@ def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1):
     return out[:, :, 0, :], cache
 
 
-def conv1d_backward(dout, cache):
+def conv1d_backward(dout, cache, input_grad=True):
     """(dx, dw, db) of :func:`conv1d_forward`, through :func:`conv2d_backward`."""
-    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache)
-    return dx[:, :, 0, :], dw[:, :, 0, :], db
+    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, input_grad)
+    return (dx[:, :, 0, :] if input_grad else None), dw[:, :, 0, :], db
