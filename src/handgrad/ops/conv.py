@@ -10,11 +10,14 @@ out (N, F, OH, OW) with OH = floor((H + top + bottom - dh(KH-1) - 1) / sh) + 1
 im2col gathers, for every output pixel, the C*KH*KW input values it sees into
 one column, so the whole layer is one matrix product per sample:
 
-    cols[n] = im2col(xp[n])            (C*KH*KW, OH*OW)
-    out[n]  = W2 @ cols[n] + b         W2 = w.reshape(F, C*KH*KW)
+    cols[n] = im2col(xp[n])            (KH*KW*C, OH*OW)
+    out[n]  = W2 @ cols[n] + b         W2 = w with its axes ordered (F, KH, KW, C), as (F, KH*KW*C)
 
 The columns are built from a strided *view* of xp (no index arrays), copied
-once into the layout the matrix product wants.
+once into the layout the matrix product wants. Their rows run over (p, q, c),
+kernel offset first, so that each offset's block of rows is one slab; and
+they are 'wide' (see :func:`conv2d_forward`), so that each slab is one
+strided slice of the flattened image.
 
 Gradients, as matrix products and, equivalently, as convolutions:
 
@@ -29,7 +32,7 @@ Gradients, as matrix products and, equivalently, as convolutions:
                 with the kernel (the kernel flipped, relative to cross-correlation),
     and dL/dx is dL/dxp with the padding cropped away.
 
-col2im adds each kernel offset's columns back onto a strided slice of the
+col2im adds each kernel offset's slab of dcols back onto a slice of the
 padded input: a loop over the KH*KW offsets, never over pixels or samples.
 
 Conv1d is Conv2d on (N, C, 1, L) inputs with (F, C, 1, K) kernels.
@@ -37,20 +40,6 @@ Conv1d is Conv2d on (N, C, 1, L) inputs with (F, C, 1, K) kernels.
 from __future__ import annotations
 
 from ..backend import array_module
-
-
-def _pad(x, padding, value=0):
-    """Pad the last two axes of an NCHW array by ((top, bottom), (left, right))."""
-    (top, bottom), (left, right) = padding
-    if top == bottom == left == right == 0:
-        return x
-    xp = array_module(x)
-    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
-
-
-def _unpad(x, padding):
-    (top, bottom), (left, right) = padding
-    return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
 
 
 class _Geometry:

@@ -28,7 +28,20 @@ strided slice: no loops over pixels, no np.add.at.
 from __future__ import annotations
 
 from ..backend import array_module
-from .conv import _pad, _unpad
+
+
+def _pad(x, padding, value=0):
+    """Pad the last two axes of an NCHW array by ((top, bottom), (left, right))."""
+    (top, bottom), (left, right) = padding
+    if top == bottom == left == right == 0:
+        return x
+    xp = array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _unpad(x, padding):
+    (top, bottom), (left, right) = padding
+    return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
 
 
 def _out_hw(shape, kernel, stride, padding):
