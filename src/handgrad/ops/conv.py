@@ -32,8 +32,11 @@ Gradients, as matrix products and, equivalently, as convolutions:
                 with the kernel (the kernel flipped, relative to cross-correlation),
     and dL/dx is dL/dxp with the padding cropped away.
 
-col2im adds each kernel offset's slab of dcols back onto a slice of the
-padded input: a loop over the KH*KW offsets, never over pixels or samples.
+col2im adds the column gradients back onto the padded input. Done
+separably (see :func:`_input_gradient`): KW shifted copies of dout_s and
+one matrix product per sample sum over f and q; a loop over the KH kernel
+rows adds the row blocks. Loops run over kernel offsets, never over pixels
+or samples.
 
 Conv1d is Conv2d on (N, C, 1, L) inputs with (F, C, 1, K) kernels.
 """
@@ -59,12 +62,8 @@ class _Geometry:
         # sh extra zero rows at the bottom keep the wide columns' reads in bounds
         self.height = hp + sh
         self.padded = (n, c, self.height, self.width)
-        self.offsets = [dh * p * self.width + dw * q for p in range(kh) for q in range(kw)]
         self.sw, self.t = sw, self.oh * self.row
-        # backward: J = area / sw wide columns per channel, so the channels of a
-        # sample tile one flat axis and each kernel offset is one slice of it
-        self.area = self.height * self.width
-        self.per_channel = self.area // sw
+        self.stride, self.dilation, self.hp, self.wp = stride, dilation, hp, wp
         self.top, self.left, self.h, self.w = top, left, h, w
 
 
@@ -99,40 +98,69 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
         wide += b[:, None]
     # a view that drops the junk columns: the next layer reads it once, no copy needed here
     out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
-    return out, (g, cols, w2, w.shape, b is not None)
+    return out, (g, cols, w2, w, b is not None)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
     """Returns (dx, dw, db): db = sum over n, i, j of dout; dW2 = sum_n dout[n] cols[n]^T;
-    dx = crop(col2im(W2^T dout)). db is None without a bias; dx is None with
+    dx from :func:`_input_gradient`. db is None without a bias; dx is None with
     ``input_grad=False`` (for a first layer, whose input is data). Shapes as the inputs.
 
-    dout is spread into the wide layout with zeros in the junk columns, so junk
-    columns add nothing to dW, and their (zero) column gradients add nothing in
-    col2im. For col2im the wide layout runs on over all C channels of a sample
-    (J columns each), so every kernel offset adds one slice per sample.
+    For dW, dout is spread into the wide layout with zeros in the junk columns,
+    so the junk columns of cols add nothing.
     """
-    g, cols, w2, w_shape, has_bias = cache
+    g, cols, w2, w, has_bias = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
-    _, c, kh, kw = w_shape
+    _, c, kh, kw = w.shape
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    rows = -(-g.per_channel // g.row)
-    wide = xp.zeros((n, f, rows, g.row), dtype=dout.dtype)
-    wide[:, :, :g.oh, :g.ow] = dout
-    wide = wide.reshape(n, f, rows * g.row)
+    wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
+    wide[..., :g.ow] = dout
     # dW2^T = sum_n cols[n] dout[n]^T: BLAS is faster with the long KH*KW*C side first
-    dw2 = xp.matmul(cols, wide[:, :, :g.t].transpose(0, 2, 1)).sum(axis=0)
+    dw2 = xp.matmul(cols, wide.reshape(n, f, g.t).transpose(0, 2, 1)).sum(axis=0)
     dw = dw2.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
     if not input_grad:
         return None, dw, db
-    dcols = xp.matmul(w2.T, wide[:, :, :g.per_channel]).reshape(n, kh * kw, c * g.per_channel)
-    dflat = xp.zeros((n, c * g.area + g.offsets[-1]), dtype=dout.dtype)
-    span = g.sw * (c * g.per_channel - 1) + 1
-    for k, start in enumerate(g.offsets):
-        dflat[:, start:start + span:g.sw] += dcols[:, k]
-    dxp = dflat[:, :c * g.area].reshape(g.padded)
-    return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w], dw, db
+    return _input_gradient(dout, w, g), dw, db
+
+
+def _input_gradient(dout, w, g):
+    """dL/dx = crop(col2im(W2^T dout)), the full convolution of the stride-dilated
+    dout_s with the kernel, computed in two separable steps:
+
+    1. KW shifted copies of dout_s (shifted by dw*q along the flat padded image)
+       stacked into one matrix D (KW*F, area): a 1-D im2col of dout along rows;
+    2. one matrix product per sample, (KH*C, KW*F) @ D, sums over f and q at once,
+       leaving KH row blocks; col2im adds block p at row offset dh*p: a loop
+       over the KH kernel rows.
+
+    So the KH*KW kernel offsets take KW copies and KH additions instead of
+    KH*KW additions. The channels of a sample are laid end to end in one flat
+    axis (area = HP*WP each), so every step moves one slice per sample; a
+    nonzero entry never crosses a row or channel boundary, because dout_s is
+    nonzero only where the whole kernel fits in the padded image.
+    """
+    xp = array_module(dout)
+    n, f, _, _ = dout.shape
+    _, c, kh, kw = w.shape
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    hp, wp, area = g.hp, g.wp, g.hp * g.wp
+    lead = dw * (kw - 1)  # zeros before the image, read by the largest shift
+    extra = -(-lead // wp)
+    spread = xp.zeros((n, f, extra + hp, wp), dtype=dout.dtype)
+    spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout
+    flat = spread.reshape(n, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
+    s_n, s_f, s_e = flat.strides
+    # shifted[n, k, f, s] = dout_s[n, f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
+    shifted = xp.lib.stride_tricks.as_strided(flat, (n, kw, f, area), (s_n, dw * s_e, s_f, s_e), writeable=False)
+    d = xp.ascontiguousarray(shifted).reshape(n, kw * f, area)
+    w3 = w[:, :, :, ::-1].transpose(2, 1, 3, 0).reshape(kh * c, kw * f)
+    row_blocks = xp.matmul(w3, d).reshape(n, kh, c * area)
+    dflat = xp.zeros((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
+    for p in range(kh):
+        dflat[:, dh * p * wp:dh * p * wp + c * area] += row_blocks[:, p]
+    dxp = dflat[:, :c * area].reshape(n, c, hp, wp)
+    return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w]
 
 
 def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1):
