@@ -60,15 +60,19 @@ def _max_along(x, axis, kernel, stride, n_out):
     """1-D max pooling along ``axis``: (max, argmax offset), the first offset on ties."""
     xp = array_module(x)
     out = x[_window_slice(axis, 0, stride, n_out)]
-    argmax = xp.zeros(out.shape, dtype=xp.uint8 if kernel <= 256 else xp.int32)
+    index = xp.uint8 if kernel <= 256 else xp.int32
+    argmax = None
     for k in range(1, kernel):
         v = x[_window_slice(axis, k, stride, n_out)]
         greater = v > out  # strict, so on ties the earlier offset keeps the gradient
         out = xp.maximum(out, v)
         # offsets come in increasing order, so "set to k where greater" is a maximum;
         # arithmetic on the mask is much faster than a masked write
-        xp.maximum(argmax, greater.astype(argmax.dtype) * argmax.dtype.type(k), out=argmax)
-    return (out.copy() if kernel == 1 else out), argmax
+        step = greater.view(xp.uint8) if index is xp.uint8 else greater.astype(index)
+        argmax = step if argmax is None else xp.maximum(argmax, step * index(k), out=argmax)
+    if argmax is None:  # a kernel of 1: every window is one element
+        return out.copy(), xp.zeros(out.shape, dtype=index)
+    return out, argmax
 
 
 def _max_along_backward(dout, argmax, axis, kernel, stride, size):
@@ -76,7 +80,9 @@ def _max_along_backward(dout, argmax, axis, kernel, stride, size):
     xp = array_module(dout)
     shape = list(dout.shape)
     shape[axis] = size
-    dx = xp.zeros(shape, dtype=dout.dtype)
+    # windows that tile the axis exactly write every slot once: no zeros needed
+    tiled = stride == kernel and size == kernel * dout.shape[axis]
+    dx = (xp.empty if tiled else xp.zeros)(shape, dtype=dout.dtype)
     for k in range(kernel):
         index = _window_slice(axis, k, stride, dout.shape[axis])
         if stride >= kernel:  # windows do not overlap: every input slot is written once at most
