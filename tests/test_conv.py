@@ -225,3 +225,27 @@ def test_input_grad_false_skips_dx_only(layer_cls, shape, rng):
     assert fast.backward(dout) is None
     np.testing.assert_array_equal(fast.weight.grad, full.weight.grad)
     np.testing.assert_array_equal(fast.bias.grad, full.bias.grad)
+
+
+@pytest.mark.parametrize("shape,f,args", [
+    ((1, 1, 5, 9), 1, dict(kernel_size=(2, 4))),  # one sample, one channel, non-square input and kernel
+    ((1, 1, 1, 7), 2, dict(kernel_size=(1, 3), stride=(1, 2), padding="same")),
+    ((2, 3, 4, 4), 2, dict(kernel_size=4)),  # the kernel covers the whole input: 1x1 output
+    ((1, 2, 9, 6), 3, dict(kernel_size=3, stride=3, dilation=(2, 1), padding=(1, 0), bias=False)),
+    ((3, 1, 7, 5), 1, dict(kernel_size=(3, 1), stride=(2, 3), padding="same")),
+])
+def test_conv2d_edge_shapes_match_torch(shape, f, args, rng):
+    layer = nn.Conv2d(shape[1], f, rng=rng, **args)
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx, tw = t(x, True), t(layer.weight.data, True)
+    tb = t(layer.bias.data, True) if layer.bias is not None else None
+    full = {"stride": 1, "dilation": 1, "padding": 0, **args}
+    if isinstance(full["dilation"], int):
+        full["dilation"] = (full["dilation"],) * 2
+    ref = torch_conv2d(tx, tw, tb, full)
+    out = layer(x)
+    assert_close(out, ref, 1e-5, "out")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ref.backward(t(dout))
+    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
