@@ -9,7 +9,8 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("gradcheck", "summary")
+COMMANDS = ("gradcheck",)
+COMMANDS += ("summary",)
 
 
 class UsageError(Exception):
