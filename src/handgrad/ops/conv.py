@@ -156,8 +156,10 @@ def _input_gradient(dout, w, g):
     d = xp.ascontiguousarray(shifted).reshape(n, kw * f, area)
     w3 = w[:, :, :, ::-1].transpose(2, 1, 3, 0).reshape(kh * c, kw * f)
     row_blocks = xp.matmul(w3, d).reshape(n, kh, c * area)
-    dflat = xp.zeros((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
-    for p in range(kh):
+    dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
+    dflat[:, :c * area] = row_blocks[:, 0]
+    dflat[:, c * area:] = 0
+    for p in range(1, kh):
         dflat[:, dh * p * wp:dh * p * wp + c * area] += row_blocks[:, p]
     dxp = dflat[:, :c * area].reshape(n, c, hp, wp)
     return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w]
