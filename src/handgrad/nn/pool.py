@@ -59,7 +59,8 @@ class MaxPool2d(_PoolNd):
 
 class AvgPool2d(_PoolNd):
     """out = mean over each window, zero padding counted in the divisor (PyTorch's
-    default ``count_include_pad=True``); every window position gets dout / (kh kw)."""
+    default ``count_include_pad=True``; with 'same' this differs from TensorFlow,
+    which averages over the real pixels only); every window position gets dout / (kh kw)."""
 
     def forward(self, x):
         out, self._cache = avg_pool2d_forward(x, self.kernel_size, self.stride, self._geometry(x))
