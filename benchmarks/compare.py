@@ -85,13 +85,32 @@ def _char_batch(rng, n, vocab=65, steps=50):
 
 
 def _char_lstm_handgrad():
-    from handgrad.models.char_lstm import char_lstm
-
-    return char_lstm(vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
+    return handgrad.models.char_lstm(vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
 
 
 register("char_lstm", Bench(32, _char_lstm_handgrad, _CharLSTMTorch, _char_batch, unit="sequences",
                             build_loss=nn.TemporalCrossEntropyLoss))
+
+
+def _lenet5_torch():
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(256, 120), t.ReLU(), t.Linear(120, 84), t.ReLU(), t.Linear(84, 10),
+    )
+
+
+def _small_cnn_torch():
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Conv2d(8, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(392, 32), t.ReLU(), t.Linear(32, 10),
+    )
+
+
+register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch((1, 28, 28))))
+register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
 
 
 def handgrad_steps(model, criterion, opt, x, y, steps: int) -> float:

@@ -11,6 +11,7 @@ from .. import __version__
 
 COMMANDS = ("gradcheck",)
 COMMANDS += ("generate",)
+COMMANDS += ("summary",)
 
 
 class UsageError(Exception):

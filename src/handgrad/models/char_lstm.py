@@ -109,9 +109,10 @@ class CharLSTM(Module):
         return f"stateful={self.stateful}"
 
 
-def char_lstm(vocab_size: int, hidden_size: int = 128, num_layers: int = 1, embedding_dim: int = 64,
+def char_lstm(vocab_size: int = 65, hidden_size: int = 128, num_layers: int = 1, embedding_dim: int = 64,
               stateful: bool = False, rng=None) -> CharLSTM:
-    """A character LSTM language model over ``vocab_size`` characters (see :class:`CharLSTM`)."""
+    """A character LSTM language model over ``vocab_size`` characters (see :class:`CharLSTM`);
+    the default vocabulary size is that of the tiny-Shakespeare corpus."""
     for key, value in (("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
                        ("embedding_dim", embedding_dim)):
         if not isinstance(value, int) or value <= 0:
