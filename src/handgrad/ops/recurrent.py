@@ -356,7 +356,7 @@ def gated_rnn_forward(x, h0, w_c, w_h, w_x):
     x_tm = _time_major(x)
     steps, n = x_tm.shape[:2]
     w_cx = xp.concatenate([w_c, w_x])
-    u = _input_projection(x_tm, w_cx, xp.zeros(2 * hid, dtype=x.dtype))
+    u = _input_projection(x_tm, w_cx)
     cs = xp.empty((steps, n, hid), dtype=x.dtype)
     hs = xp.empty_like(cs)
     w_h_t = w_h.T
@@ -435,7 +435,7 @@ def attention_rnn_forward(x, h0, w_x, w_h):
     x_tm = _time_major(x)
     steps, n = x_tm.shape[:2]
     w_h_flat = w_h.reshape(lags * three_h, hid)
-    xq = _input_projection(x_tm, w_x, xp.zeros(three_h, dtype=x.dtype))
+    xq = _input_projection(x_tm, w_x)
     # history[j] is h at step j - k + 1 (h0 fills j < k); proj[j] its projections by all k matrices
     history = xp.empty((steps + lags, n, hid), dtype=x.dtype)
     history[:lags] = h0.transpose(1, 0, 2)
