@@ -26,7 +26,7 @@ class CharLSTM(Module):
     :meth:`train` / :meth:`eval`; in eval mode every batch starts from zeros.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 1,
+    def __init__(self, vocab_size: int, hidden_size: int = 256, num_layers: int = 1,
                  embedding_dim: int = 64, stateful: bool = False, rng=None, dtype=None):
         super().__init__()
         self.vocab_size = vocab_size
@@ -109,7 +109,7 @@ class CharLSTM(Module):
         return f"stateful={self.stateful}"
 
 
-def char_lstm(vocab_size: int = 65, hidden_size: int = 128, num_layers: int = 1, embedding_dim: int = 64,
+def char_lstm(vocab_size: int = 65, hidden_size: int = 256, num_layers: int = 1, embedding_dim: int = 64,
               stateful: bool = False, rng=None) -> CharLSTM:
     """A character LSTM language model over ``vocab_size`` characters (see :class:`CharLSTM`);
     the default vocabulary size is that of the tiny-Shakespeare corpus."""
