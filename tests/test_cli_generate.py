@@ -1,0 +1,73 @@
+"""``handgrad train --model char_lstm --data text`` and ``handgrad generate``, run as a user would."""
+import subprocess
+import sys
+
+import pytest
+
+CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+          "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 40
+
+
+def handgrad(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "handgrad", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("char")
+    corpus = root / "corpus.txt"
+    corpus.write_text(CORPUS)
+    out = root / "run"
+    result = handgrad("train", "--model", "char_lstm", "--data", "text", "--text-file", str(corpus),
+                      "--epochs", "3", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_train_reports_loss_in_nats_per_character(run_dir):
+    import json
+
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    evals = [rec for rec in lines if rec.get("val_loss") is not None]
+    assert evals, lines[:3]
+    first, last = evals[0], evals[-1]
+    assert last["val_loss"] < first["val_loss"] or last["val_loss"] < 2.5
+    assert last["train_loss"] < 3.5
+
+
+def test_same_seed_same_text(run_dir):
+    args = ("generate", "--checkpoint", str(run_dir), "--prime", "First", "--length", "120",
+            "--temperature", "0.8")
+    a, b = handgrad(*args, "--seed", "1"), handgrad(*args, "--seed", "1")
+    c = handgrad(*args, "--seed", "2")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout != c.stdout
+    assert a.stdout.startswith("First") and len(a.stdout) == len("First") + 120 + 1
+
+
+def test_greedy_is_deterministic_without_a_seed(run_dir):
+    a = handgrad("generate", "--checkpoint", str(run_dir), "--prime", "All:", "--length", "60", "--greedy")
+    b = handgrad("generate", "--checkpoint", str(run_dir), "--prime", "All:", "--length", "60", "--greedy",
+                 "--seed", "9")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--prime", "First@#"), "--prime has characters the model was not trained on: '#@'"),
+    (("--temperature", "0"), "--temperature must be > 0, got 0"),
+    (("--temperature", "-1"), "--temperature must be > 0, got -1"),
+    (("--length", "-3"), "--length must be >= 0, got -3"),
+    (("--prime", ""), "--prime must not be empty"),
+])
+def test_bad_input_is_a_clear_error(run_dir, args, message):
+    result = handgrad("generate", "--checkpoint", str(run_dir), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_missing_checkpoint(tmp_path):
+    result = handgrad("generate", "--checkpoint", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "no such run directory or model file" in result.stderr
