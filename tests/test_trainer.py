@@ -15,7 +15,7 @@ def test_trainer_learns_synthetic_blobs():
     assert np.mean(history["iteration_loss"][-5:]) < 0.5 * np.mean(history["iteration_loss"][:5])
     assert [r["epoch"] for r in history["eval"]] == [1, 2, 3]
     assert history["eval"][-1]["val_acc"] > 0.95
-    assert set(history["eval"][0]) == {"epoch", "samples", "train_loss", "train_acc", "val_loss", "val_acc"}
+    assert set(history["eval"][0]) == {"epoch", "iteration", "samples", "train_loss", "train_acc", "val_loss", "val_acc"}
 
 
 @pytest.mark.parametrize("eval_every, expected", [(300, 4), (250, 5), (1000, 2)])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .backend import array_module, to_numpy
 
 METADATA_KEY = "__metadata__"
@@ -41,16 +42,10 @@ def write_npz(path, arrays: dict, metadata: dict) -> Path:
     payload = {name: to_numpy(a) for name, a in arrays.items()}
     payload[METADATA_KEY] = np.frombuffer(document.encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **payload)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

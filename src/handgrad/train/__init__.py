@@ -2,3 +2,5 @@
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluate import evaluate, predict, predict_logits
 from .trainer import Trainer, TrainingDiverged
+from .config import ConfigError
+from .run import train_from_config

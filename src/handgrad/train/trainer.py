@@ -31,7 +31,8 @@ with (N, T, C) outputs and (N, T) labels trains unchanged.
 History format (what :mod:`handgrad.plots` draws)::
 
     {"iteration_loss": [float, ...],             one per training iteration
-     "eval": [{"epoch": float, "samples": int,   epoch as a fraction, samples seen
+     "eval": [{"epoch": float,                   epochs done (a fraction inside an epoch)
+               "iteration": int, "samples": int, optimizer steps, training samples seen
                "train_loss", "train_acc",        on the fixed train subset
                "val_loss", "val_acc"}, ...]}     None when there is no val set
 """
@@ -204,7 +205,7 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         if self.test_data is not None:
             self.test_accuracy = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)["accuracy"]
-            self.progress.message(f"test accuracy {self.test_accuracy:.4f}")
+            self.progress.message(f"test set (best model): accuracy {self.test_accuracy:.4f}")
         return self.history
 
     def _train_step(self, xb, yb) -> None:
@@ -260,7 +261,7 @@ class Trainer:
         return result
 
     def _eval_and_checkpoint(self) -> None:
-        record = {"epoch": self.iteration_epoch(), "samples": self.samples,
+        record = {"epoch": self.iteration_epoch(), "iteration": self.iteration, "samples": self.samples,
                   "train_loss": None, "train_acc": None, "val_loss": None, "val_acc": None}
         if self.train_eval_data is not None:
             train = self._evaluate("training", self.train_eval_data)
