@@ -29,6 +29,12 @@ def test_eval_every_counts_training_samples(eval_every, expected):
         assert k * eval_every <= s < k * eval_every + 32
 
 
+def test_lr_decay_multiplies_the_learning_rate_after_every_epoch():
+    trainer = make_trainer(lr=0.1, epochs=3, lr_decay=0.5)
+    trainer.fit()
+    assert trainer.optimizer.lr == pytest.approx(0.1 * 0.5 ** 3)
+
+
 def test_early_stopping_after_patience_evaluations_without_improvement():
     trainer = make_trainer(lr=0.0, epochs=10, patience=2)
     history = trainer.fit()
@@ -116,3 +122,32 @@ def test_trainer_rejects_bad_settings():
     X, y = blobs(10)
     with pytest.raises(ValueError, match="val_data has 10 inputs but 9 labels"):
         Trainer(None, None, None, make_trainer().loader, (X, y[:9]), epochs=1, batch_size=4)
+
+
+def test_sequence_outputs_and_labels_train_unchanged():
+    from train_standins import PerStep, PlainSGD, ShuffledLoader, StepCrossEntropy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5, 4)).astype(np.float32)
+    y = X[..., :3].argmax(axis=-1)  # (N, T) labels: which of the first three features is largest
+    model = PerStep(4, 3)
+    trainer = Trainer(model, StepCrossEntropy(), PlainSGD(model.parameters(), lr=0.5, momentum=0.9),
+                      ShuffledLoader((X[:240], y[:240]), 20), (X[240:], y[240:]), epochs=5, batch_size=20,
+                      progress="none")
+    history = trainer.fit()
+    assert history["eval"][-1]["val_acc"] > 0.9
+    assert evaluate(model, StepCrossEntropy(), (X[240:], y[240:]))["accuracy"] == max(
+        r["val_acc"] for r in history["eval"])
+
+
+def test_arrays_are_batched_by_the_data_loader_and_train_subset_is_fixed():
+    from train_standins import PlainSGD, mlp
+
+    X, y = blobs(500)
+    model = mlp()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), PlainSGD(model.parameters(), lr=0.1), (X, y), blobs(100, seed=1),
+                      epochs=2, batch_size=50, eval_train_fraction=0.2, progress="none", seed=3)
+    assert len(trainer.train_eval_data[0]) == 100
+    history = trainer.fit()
+    assert len(history["iteration_loss"]) == 20
+    assert history["eval"][-1]["train_acc"] > 0.9

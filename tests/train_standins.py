@@ -82,3 +82,34 @@ def make_trainer(lr=0.1, epochs=3, batch_size=32, dropout=0.0, n=600, loader_see
     loader = ShuffledLoader((X, y), batch_size, seed=loader_seed)
     kw.setdefault("progress", "none")
     return Trainer(model, nn.CrossEntropyLoss(), opt, loader, (Xv, yv), epochs=epochs, batch_size=batch_size, **kw)
+
+
+class PerStep(nn.Module):
+    """A Linear layer applied at every time step: (N, T, D) -> (N, T, C)."""
+
+    def __init__(self, d, c, seed=0):
+        super().__init__()
+        self.linear = nn.Linear(d, c, rng=seed)
+
+    def forward(self, x):
+        self._shape = x.shape
+        out = self.linear(x.reshape(-1, x.shape[-1]))
+        return out.reshape(*x.shape[:-1], -1)
+
+    def backward(self, dout):
+        return self.linear.backward(dout.reshape(-1, dout.shape[-1])).reshape(self._shape)
+
+
+class StepCrossEntropy(nn.Module):
+    """Cross-entropy averaged over every (n, t) of (N, T, C) logits and (N, T) labels."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.inner = nn.CrossEntropyLoss(reduction)
+
+    def forward(self, logits, y):
+        self._shape = logits.shape
+        return self.inner(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def backward(self, dout=1.0):
+        return self.inner.backward(dout).reshape(self._shape)

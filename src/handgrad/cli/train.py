@@ -50,8 +50,13 @@ def run(args) -> int:
         from . import UsageError
 
         raise UsageError("--resume needs --out RUN_DIR, the run to continue")
-    out = Path(args.out) if args.out else Path("runs") / "-".join(
-        [config.get("model", "mlp"), config.get("data") or "default", time.strftime("%Y%m%d-%H%M%S")])
+    if args.out:
+        out = Path(args.out)
+    else:
+        from ..data import default_dataset
+
+        name = [config.get("model", "mlp"), config.get("data") or default_dataset(), time.strftime("%Y%m%d-%H%M%S")]
+        out = Path("runs") / "-".join(name)
     try:
         result = train_from_config(config, out_dir=out, quiet=args.quiet, resume=args.resume)
     except TrainingDiverged as exc:

@@ -15,6 +15,9 @@ from .. import init as initializers
 from .. import nn
 from .config import ConfigError
 
+# Loss modules by name: forward(out, y) -> float, backward() -> dL/d(out).
+LOSSES = {"cross_entropy": nn.CrossEntropyLoss}
+
 # Builder arguments filled in from the data set when the config does not give them.
 _FROM_DATASET = {
     "in_features": lambda ds: math.prod(ds.input_shape),
@@ -26,7 +29,7 @@ _FROM_DATASET = {
 
 
 def check_names(cfg: dict) -> None:
-    """Fail fast, before any data is read, on an unknown model or data set name."""
+    """Fail fast, before any data is read, on an unknown model, data set or loss name."""
     from ..data import DATASETS
     from ..models import MODELS
 
@@ -34,6 +37,8 @@ def check_names(cfg: dict) -> None:
         raise ConfigError(f"unknown model {cfg['model']!r}; known models: {', '.join(sorted(MODELS))}")
     if cfg["data"] is not None and cfg["data"] not in DATASETS:
         raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}")
+    if cfg["loss"] not in LOSSES:
+        raise ConfigError(f"unknown loss {cfg['loss']!r}; known losses: {', '.join(sorted(LOSSES))}")
 
 
 def data_options(config: dict) -> dict:
@@ -96,7 +101,7 @@ def build_model(cfg: dict, kwargs: dict):
 
 
 def build_loss(cfg: dict):
-    return nn.CrossEntropyLoss(reduction=cfg["loss_reduction"])
+    return LOSSES[cfg["loss"]](reduction=cfg["loss_reduction"])
 
 
 def build_optimizer(cfg: dict, params):
