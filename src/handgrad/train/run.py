@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .. import backend
 from ..io import save_model
-from ..summary import summary
 from .build import build_loss, build_model, build_optimizer, check_names, data_options, load_data, model_kwargs
 from .checkpoint import FILENAME
 from .config import ConfigError, resolve_config
@@ -95,6 +94,8 @@ def _resume_config(out, overrides: dict) -> dict:
 
 
 def _write_run(out: Path, cfg: dict, dataset, model, test, result: dict) -> None:
+    from ..summary import summary
+
     save_model(out / "model.npz", model, {
         "model": cfg["model"], "model_kwargs": cfg["model_kwargs"], "data": dataset.name,
         "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
