@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from handgrad import nn
+from handgrad.optim import SGD
 from handgrad.train import Trainer, TrainingDiverged, evaluate, load_checkpoint
-from train_standins import blobs, make_trainer
+from trainer_helpers import blobs, make_trainer
 
 
 def test_trainer_learns_synthetic_blobs():
@@ -50,7 +51,6 @@ def test_best_model_is_restored_at_the_end():
             for p in trainer.model.parameters():
                 p.data[...] = rng.normal(0, 1, p.shape)
             trainer.optimizer.lr = 0.0
-            trainer.optimizer.velocity = [v * 0 for v in trainer.optimizer.velocity]
 
     trainer = make_trainer(epochs=3, on_eval=scramble_after_first_eval)
     history = trainer.fit()
@@ -89,8 +89,9 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path):
-    kw = dict(epochs=3, dropout=0.3, eval_every=250, seed=7)
+@pytest.mark.parametrize("options", [{}, {"adam": True, "lr": 0.01, "step_lr": True, "clip_grad_norm": 0.5}])
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, options):
+    kw = dict(epochs=3, dropout=0.3, eval_every=250, seed=7, **options)
     reference = make_trainer(checkpoint_dir=tmp_path / "a", **kw)
     ref_history = reference.fit()
 
@@ -125,15 +126,14 @@ def test_trainer_rejects_bad_settings():
 
 
 def test_sequence_outputs_and_labels_train_unchanged():
-    from train_standins import PerStep, PlainSGD, ShuffledLoader, StepCrossEntropy
+    from trainer_helpers import PerStep, StepCrossEntropy
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 5, 4)).astype(np.float32)
     y = X[..., :3].argmax(axis=-1)  # (N, T) labels: which of the first three features is largest
     model = PerStep(4, 3)
-    trainer = Trainer(model, StepCrossEntropy(), PlainSGD(model.parameters(), lr=0.5, momentum=0.9),
-                      ShuffledLoader((X[:240], y[:240]), 20), (X[240:], y[240:]), epochs=5, batch_size=20,
-                      progress="none")
+    trainer = Trainer(model, StepCrossEntropy(), SGD(model.parameters(), lr=0.5, momentum=0.9),
+                      (X[:240], y[:240]), (X[240:], y[240:]), epochs=5, batch_size=20, progress="none")
     history = trainer.fit()
     assert history["eval"][-1]["val_acc"] > 0.9
     assert evaluate(model, StepCrossEntropy(), (X[240:], y[240:]))["accuracy"] == max(
@@ -141,11 +141,11 @@ def test_sequence_outputs_and_labels_train_unchanged():
 
 
 def test_arrays_are_batched_by_the_data_loader_and_train_subset_is_fixed():
-    from train_standins import PlainSGD, mlp
+    from trainer_helpers import mlp
 
     X, y = blobs(500)
     model = mlp()
-    trainer = Trainer(model, nn.CrossEntropyLoss(), PlainSGD(model.parameters(), lr=0.1), (X, y), blobs(100, seed=1),
+    trainer = Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (X, y), blobs(100, seed=1),
                       epochs=2, batch_size=50, eval_train_fraction=0.2, progress="none", seed=3)
     assert len(trainer.train_eval_data[0]) == 100
     history = trainer.fit()

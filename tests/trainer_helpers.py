@@ -1,57 +1,7 @@
-"""Small stand-ins for handgrad.optim.SGD and handgrad.data.DataLoader, used by the
-Trainer tests until those land in main (test helpers only, not library code)."""
+"""Small data sets, models and a per-time-step loss for the Trainer tests."""
 import numpy as np
 
 from handgrad import nn
-
-
-class PlainSGD:
-    """w <- w - lr * (grad + velocity momentum); enough to drive the Trainer."""
-
-    def __init__(self, params, lr, momentum=0.0):
-        self.params, self.lr, self.momentum = list(params), lr, momentum
-        self.velocity = [np.zeros_like(p.data) for p in self.params]
-
-    def zero_grad(self):
-        for p in self.params:
-            p.zero_grad()
-
-    def step(self):
-        for p, v in zip(self.params, self.velocity):
-            v *= self.momentum
-            v -= self.lr * p.grad
-            p.data += v
-
-    def state_dict(self):
-        return {"lr": self.lr, "velocity": [v.copy() for v in self.velocity]}
-
-    def load_state_dict(self, state):
-        self.lr = state["lr"]
-        self.velocity = [np.array(v) for v in state["velocity"]]
-
-
-class ShuffledLoader:
-    """Batches of (X, y) in a fresh permutation each epoch, drawn from its own generator."""
-
-    def __init__(self, data, batch_size, seed=0):
-        self.X, self.y = data
-        self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self):
-        return -(-len(self.X) // self.batch_size)
-
-    def __iter__(self):
-        order = self.rng.permutation(len(self.X))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield self.X[idx], self.y[idx]
-
-    def state_dict(self):
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state):
-        self.rng.bit_generator.state = state["rng"]
 
 
 def blobs(n=600, classes=3, dim=2, seed=0, spread=0.6):
@@ -72,14 +22,21 @@ def mlp(dim=2, classes=3, hidden=32, dropout=0.0, seed=0):
     return nn.Sequential(*layers)
 
 
-def make_trainer(lr=0.1, epochs=3, batch_size=32, dropout=0.0, n=600, loader_seed=0, **kw):
+def make_trainer(lr=0.1, epochs=3, batch_size=32, dropout=0.0, n=600, loader_seed=0, adam=False, step_lr=False,
+                 **kw):
+    """A Trainer of a small MLP on blobs, with SGD (momentum 0.9) or Adam, optionally a
+    StepLR schedule, and a shuffling DataLoader."""
+    from handgrad.data import DataLoader
+    from handgrad.optim import SGD, Adam, StepLR
     from handgrad.train import Trainer
 
     X, y = blobs(n)
     Xv, yv = blobs(200, seed=1)
     model = mlp(dropout=dropout)
-    opt = PlainSGD(model.parameters(), lr=lr, momentum=0.9)
-    loader = ShuffledLoader((X, y), batch_size, seed=loader_seed)
+    opt = Adam(model.parameters(), lr=lr) if adam else SGD(model.parameters(), lr=lr, momentum=0.9)
+    if step_lr:
+        kw["scheduler"] = StepLR(opt, step_size=1, gamma=0.5)
+    loader = DataLoader((X, y), batch_size, shuffle=True, seed=loader_seed)
     kw.setdefault("progress", "none")
     return Trainer(model, nn.CrossEntropyLoss(), opt, loader, (Xv, yv), epochs=epochs, batch_size=batch_size, **kw)
 
