@@ -5,35 +5,37 @@ import sys
 import time
 from pathlib import Path
 
-# flag -> config key; every flag defaults to None, meaning "not given"
+# config key -> (type, metavar, help); every flag defaults to None, meaning "not given"
 FLAGS = {
-    "model": (str, "zoo model name (handgrad.models), default mlp"),
-    "data": (str, "data set name (handgrad.data); default fashion-mnist if installed, else digits"),
-    "text_file": (str, "text corpus for --data text"),
-    "epochs": (int, "passes over the training set"),
-    "batch_size": (int, "samples per training batch"),
-    "lr": (float, "learning rate"),
-    "optimizer": (str, "sgd, adam, adamw, rmsprop or adagrad"),
-    "momentum": (float, "SGD momentum"),
-    "weight_decay": (float, "L2 weight decay"),
-    "lr_decay": (float, "multiply the learning rate by this after every epoch"),
-    "eval_every": (int, "evaluate every N training samples (default: every epoch)"),
-    "patience": (int, "stop after N evaluations without a better validation accuracy"),
-    "data_fraction": (float, "train on this random fraction of the training set"),
-    "seed": (int, "random seed (initialisation, shuffling, dropout)"),
+    "model": (str, "NAME", "zoo model name (handgrad.models), default mlp"),
+    "data": (str, "NAME", "data set name (handgrad.data); default fashion-mnist if installed, else digits"),
+    "text_file": (str, "PATH", "text corpus for --data text"),
+    "epochs": (int, "N", "passes over the training set"),
+    "batch_size": (int, "N", "samples per training batch"),
+    "lr": (float, "X", "learning rate"),
+    "optimizer": (str, "NAME", "sgd, adam, adamw, rmsprop or adagrad"),
+    "momentum": (float, "X", "SGD momentum"),
+    "weight_decay": (float, "X", "L2 weight decay"),
+    "lr_decay": (float, "X", "multiply the learning rate by this after every epoch"),
+    "eval_every": (int, "N", "evaluate every N training samples (default: every epoch)"),
+    "patience": (int, "N", "stop after N evaluations without a better validation accuracy"),
+    "data_fraction": (float, "X", "train on this random fraction of the training set"),
+    "seed": (int, "N", "random seed (initialisation, shuffling, dropout)"),
 }
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model and write a run directory with checkpoint, plots and report.html",
-        description="Train a zoo model. Settings come from the defaults, the model's own defaults, "
-                    "--config FILE (TOML, same keys as the flags with underscores) and the flags, "
-                    "later winning. Prints 'test accuracy: X' at the end.",
+        description="Train a zoo model. Settings come from the defaults, the data set's and the "
+                    "model's own defaults, --config FILE (TOML, the keys of "
+                    "handgrad.train.config.DEFAULTS: the flags' names with underscores, plus "
+                    "model_kwargs, data_kwargs, init, loss_reduction, ...) and the flags, later "
+                    "winning. Prints 'test accuracy: X' at the end.",
     )
     p.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
-    for key, (kind, text) in FLAGS.items():
-        p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, help=text)
+    for key, (kind, metavar, text) in FLAGS.items():
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, metavar=metavar, help=text)
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
