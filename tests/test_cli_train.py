@@ -63,6 +63,8 @@ def test_evaluate_and_predict_agree_with_train(digits_run, tmp_path):
     assert f"accuracy: {accuracy:.4f}" in ev.stdout.splitlines()
     assert "precision" in ev.stdout
     assert (tmp_path / "eval" / "plots" / "confusion_matrix.png").is_file()
+    from_checkpoint = handgrad("evaluate", "--checkpoint", out / "checkpoint.npz", "--out", tmp_path / "eval2")
+    assert 0.85 < float(from_checkpoint.stdout.split("accuracy: ")[-1]) <= 1
 
     preds = tmp_path / "preds.csv"
     handgrad("predict", "--checkpoint", out / "model.npz", "--data", "digits", "--split", "test", "--out", preds)
