@@ -13,11 +13,13 @@ import pytest
 from handgrad.io import read_npz
 
 FAST = ["--data", "digits", "--epochs", "3", "--seed", "1"]
+# one BLAS thread per process: under `pytest -n 2` on 2 cores, more threads only contend
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
 
 
 def handgrad(*args, cwd=None, check=True):
     proc = subprocess.run([sys.executable, "-m", "handgrad", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+                          cwd=cwd, env=ENV, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"handgrad {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
     return proc
@@ -155,7 +157,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     handgrad(*args, "--out", reference)
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "handgrad", *args, "--out", str(run)],
+    proc = subprocess.Popen([sys.executable, "-m", "handgrad", *args, "--out", str(run)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 300
