@@ -65,7 +65,10 @@ def test_evaluate_and_predict_agree_with_train(digits_run, tmp_path):
     assert f"accuracy: {accuracy:.4f}" in ev.stdout.splitlines()
     assert "precision" in ev.stdout
     assert (tmp_path / "eval" / "plots" / "confusion_matrix.png").is_file()
-    from_checkpoint = handgrad("evaluate", "--checkpoint", out / "checkpoint.npz", "--out", tmp_path / "eval2")
+    alone = tmp_path / "alone" / "checkpoint.npz"  # a checkpoint carries its config: no run directory needed
+    alone.parent.mkdir()
+    alone.write_bytes((out / "checkpoint.npz").read_bytes())
+    from_checkpoint = handgrad("evaluate", "--checkpoint", alone, "--out", tmp_path / "eval2")
     assert 0.85 < float(from_checkpoint.stdout.split("accuracy: ")[-1]) <= 1
 
     preds = tmp_path / "preds.csv"

@@ -4,7 +4,7 @@ A run directory holds::
 
     config.json          the resolved configuration
     metrics.jsonl        one JSON line per evaluation (the history's "eval" records)
-    checkpoint.npz       the latest checkpoint (handgrad train --resume continues from it)
+    checkpoint.npz       the latest checkpoint, with the config (handgrad train --resume continues from it)
     model.npz            the best model (handgrad.io.load_model rebuilds it)
     results.json         test accuracy, best validation accuracy, wall time
     classification_report.txt / .json

@@ -1,8 +1,7 @@
 """Find the trained model behind a path a user gives: a run directory, a model file
-(``model.npz``) or a checkpoint (``checkpoint.npz``, next to its run's config.json)."""
+(``model.npz``) or a checkpoint (``checkpoint.npz``, which carries its run's config)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..io import load_model, read_npz
@@ -25,14 +24,13 @@ def load_trained(path):
         return load_model(path)
     if metadata.get("kind") != "checkpoint":
         raise ValueError(f"{path}: neither a model nor a checkpoint")
-    config_path = path.parent / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{path}: a checkpoint needs its run's config.json next to it ({config_path})")
+    state = load_checkpoint(path)
+    config = state.get("config")
+    if config is None:
+        raise ValueError(f"{path}: the checkpoint does not say which model it holds (no config)")
     from ..models import get_model
 
-    config = json.loads(config_path.read_text())
     model = get_model(config["model"], **config["model_kwargs"])
-    model.load_state_dict(load_checkpoint(path)["model"])
+    model.load_state_dict(state["model"])
     return model, {"model": config["model"], "model_kwargs": config["model_kwargs"], "data": config["data"],
                    "classes": None, "seed": config["seed"], "data_kwargs": data_options(config)}
-

@@ -113,12 +113,15 @@ class Trainer:
             ``'log'`` or ``'none'``.
         eval_batch_size: batch size for evaluation (default: max(batch_size, 256)).
         on_eval: called as ``on_eval(trainer, record)`` after each evaluation.
+        config: JSON-able settings of the run, saved in every checkpoint (so that
+            ``handgrad evaluate`` can rebuild the model from a checkpoint alone).
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, print_every=100, clip_grad_norm=None, patience=None,
-                 checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None):
+                 checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
+                 config=None):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.epochs = _positive("epochs", epochs)
         self.batch_size = _positive("batch_size", batch_size)
@@ -138,6 +141,7 @@ class Trainer:
         self.progress = Progress(progress, print_every)
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.on_eval = on_eval
+        self.config = config
 
         if hasattr(train_data, "state_dict") and hasattr(train_data, "__iter__"):
             self.loader = train_data
@@ -318,6 +322,7 @@ class Trainer:
             "rng": rng_state(),
             "best_model": self.best_state,
             "history": self.history,
+            "config": self.config,
             "counters": {
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "iteration": self.iteration, "samples": self.samples,
