@@ -9,7 +9,9 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("gradcheck", "train", "evaluate", "predict")
+COMMANDS = ("gradcheck",)
+COMMANDS += ("summary",)
+COMMANDS += ("train", "evaluate", "predict")
 
 
 class UsageError(Exception):
