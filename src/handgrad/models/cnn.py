@@ -25,14 +25,16 @@ from ..nn import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU,
 
 
 def cnn(num_classes: int = 10, input_shape=(1, 28, 28), widths=(16, 32, 64), hidden: int = 96,
-        dropout: float = 0.3, augment: bool = True, rng=None) -> Sequential:
+        dropout: float = 0.3, flip: bool = True, shift: int = 0, rng=None) -> Sequential:
     """Build the network for inputs of shape ``input_shape`` = (C, H, W); each
-    block halves H and W (rounding down), so H and W must be at least 8."""
+    block halves H and W (rounding down), so H and W must be at least 8.
+    ``flip`` / ``shift``: the training-time augmentation of the first layer
+    (:class:`RandomShiftFlip`); with ``flip=False, shift=0`` there is none."""
     channels, height, width = (int(d) for d in input_shape)
     if min(height, width) < 2 ** len(widths):
         raise ValueError(f"cnn: input {height}x{width} is too small for {len(widths)} pooling blocks")
     rng = get_rng(rng)
-    layers = [RandomShiftFlip(shift=2)] if augment else []
+    layers = [RandomShiftFlip(shift=shift, flip=flip)] if flip or shift else []
     for w in widths:
         layers += [Conv2d(channels, w, 3, padding="same", bias=False, rng=rng), BatchNorm2d(w), ReLU(), MaxPool2d(2)]
         channels, height, width = w, height // 2, width // 2
