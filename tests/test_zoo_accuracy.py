@@ -28,5 +28,6 @@ def test_small_cnn_reaches_86_percent_in_two_epochs(tmp_path):
     assert train("--model", "small_cnn", "--data", "fashion-mnist", "--epochs", "2", cwd=tmp_path) >= 0.86
 
 
-def test_cnn_reaches_85_percent_in_one_epoch(tmp_path):
-    assert train("--model", "cnn", "--data", "fashion-mnist", "--epochs", "1", cwd=tmp_path) >= 0.85
+def test_cnn_reaches_87_percent_in_two_epochs(tmp_path):
+    # the full default run (14 epochs, about 10 minutes) reaches 0.922; two epochs give about 0.89
+    assert train("--model", "cnn", "--data", "fashion-mnist", "--epochs", "2", cwd=tmp_path) >= 0.87

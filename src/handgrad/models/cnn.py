@@ -1,9 +1,10 @@
 """``cnn``: a compact batch-normalised CNN, under 100,000 parameters, for Fashion-MNIST.
 
-Three blocks of conv 3x3 ('same') -> batch norm -> ReLU -> max pool 2, then a
-small classifier with dropout::
+Random left-right flips while training (:class:`RandomShiftFlip`, the identity
+in eval mode), three blocks of conv 3x3 ('same') -> batch norm -> ReLU -> max
+pool 2, then a small classifier with dropout::
 
-    1x28x28 -> [conv 16, BN, ReLU, pool] -> 16x14x14
+    1x28x28 -> [flip] -> [conv 16, BN, ReLU, pool] -> 16x14x14
             -> [conv 32, BN, ReLU, pool] -> 32x7x7
             -> [conv 64, BN, ReLU, pool] -> 64x3x3 = 576
             -> Linear 96 -> ReLU -> Dropout -> Linear num_classes
@@ -13,9 +14,14 @@ cost little time; the convolutions are narrow at high resolution and widen
 as pooling shrinks the image, so each block costs about the same. The
 convolutions have no bias: the batch norm that follows subtracts the mean
 and adds its own shift (beta). Batch norm also lets Adam use a large
-learning rate from the first step. With ``handgrad train --model cnn`` (its defaults
-are in ``handgrad.train.config.MODEL_DEFAULTS``) it reaches about 92% test
-accuracy on Fashion-MNIST.
+learning rate from the first step.
+
+``handgrad train --model cnn --data fashion-mnist`` with its defaults (Adam,
+lr 2e-3 times 0.8 after every epoch, 14 epochs of batch 64; see
+``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9224 test accuracy in
+568 s on a shared 2-core machine (one BLAS thread). Without the flips the
+same network overfits (training accuracy 0.966, test 0.916 after 10 epochs);
+with flips and shifts of 2 pixels it underfits in that time (test 0.912).
 """
 from __future__ import annotations
 

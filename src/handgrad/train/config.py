@@ -41,7 +41,7 @@ DEFAULTS = {
 # Per-model defaults: what a zoo model needs to train well out of the box.
 MODEL_DEFAULTS = {
     "small_cnn": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "lr_decay": 0.4},
-    "cnn": {"epochs": 3, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.8},
+    "cnn": {"epochs": 14, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.8},
 }
 
 # Per-data-set defaults: the 1,797 8x8 digits need more, smaller steps than 60,000 images.
