@@ -1,0 +1,241 @@
+"""The report of a sweep directory: what each setting achieved across its seeds.
+
+Files written into the sweep directory:
+
+- ``results.csv`` / ``results.md``: one row per setting, its overrides, the
+  number of seeds that finished and failed, and for every final metric of the
+  run results (the numbers at the top level of each result, e.g.
+  ``test_accuracy``, ``best_val_accuracy``, ``wall_time``) the mean and the
+  standard deviation across seeds (population std, ``ddof=0``; 0 for one seed).
+- ``runs.csv``: one row per finished run (setting, seed, its metrics).
+- ``facets.md``: when ``[sweep] facet`` names config keys (e.g. ``["model"]``),
+  the settings arranged as a table with one row per value of those keys, so
+  "models x settings" reads at a glance.
+- ``best.json``: the setting with the best mean ``[sweep] metric`` (``goal`` max or
+  min); by default ``best_val_accuracy`` when the runs report it, so the test
+  set is not used to choose.
+- ``curves/``: the learning curves of every run of a setting on one figure
+  (mean +- std bands), and the faceted grid of them (see figures.py).
+- ``index.html``: all of the above on one page, failures with their tracebacks.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .execute import write_json
+from .runner import load_runs
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def fmt(value) -> str:
+    """A config value as a short label: strings bare, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def label(overrides: dict, skip=()) -> str:
+    return ", ".join(f"{k}={fmt(v)}" for k, v in overrides.items() if k not in skip) or "(base config)"
+
+
+def final_metrics(record: dict) -> dict:
+    """The numbers at the top level of a run's result (its final metrics)."""
+    result = record["result"] if isinstance(record["result"], dict) else {}
+    metrics = {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics.setdefault("wall_time", float(record["wall_time"]))
+    return metrics
+
+
+def summarize(sweep: dict, results: list, errors: list) -> list:
+    """One dict per setting of the sweep, in order: index, overrides, seeds finished
+    and failed, and ``metrics[name] = (mean, std)`` over the finished seeds."""
+    rows = {}
+    for run in sweep["runs"]:
+        rows.setdefault(run["setting_index"], {
+            "setting": run["setting_index"], "overrides": run["overrides"], "seeds": [], "failed": [], "values": {},
+        })
+    for record in results:
+        row = rows[record["setting_index"]]
+        row["seeds"].append(record["seed"])
+        for name, value in final_metrics(record).items():
+            row["values"].setdefault(name, []).append(value)
+    for record in errors:
+        rows[record["setting_index"]]["failed"].append(record["seed"])
+    for row in rows.values():
+        values = row.pop("values")
+        row["metrics"] = {name: (float(np.mean(v)), float(np.std(v))) for name, v in values.items()}
+    return [rows[i] for i in sorted(rows)]
+
+
+def metric_names(rows: list) -> list:
+    names = []
+    for row in rows:
+        names += [n for n in row["metrics"] if n not in names]
+    return names
+
+
+def best_setting(sweep: dict, rows: list) -> dict | None:
+    """The row with the best mean metric, or None when no run finished."""
+    spec = sweep["spec"].get("sweep", {})
+    names = metric_names(rows)
+    default = next((n for n in ("best_val_accuracy", "test_accuracy") if n in names), names[0] if names else None)
+    metric, goal = spec.get("metric", default), spec.get("goal", "max")
+    scored = [row for row in rows if metric in row["metrics"] and not math.isnan(row["metrics"][metric][0])]
+    if not scored:
+        return None
+    pick = max if goal == "max" else min
+    best = pick(scored, key=lambda row: row["metrics"][metric][0])
+    mean, std = best["metrics"][metric]
+    return {"metric": metric, "goal": goal, "mean": mean, "std": std, "setting": best["setting"],
+            "overrides": best["overrides"], "seeds": best["seeds"], "label": label(best["overrides"])}
+
+
+def _override_keys(rows: list) -> list:
+    keys = []
+    for row in rows:
+        keys += [k for k in row["overrides"] if k not in keys]
+    return keys
+
+
+def results_csv(rows: list) -> str:
+    keys, names = _override_keys(rows), metric_names(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["setting", *keys, "seeds_finished", "seeds_failed", *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
+    for row in rows:
+        cells = [fmt(row["overrides"][k]) if k in row["overrides"] else "" for k in keys]
+        stats = [f"{v:.6g}" for n in names for v in row["metrics"].get(n, (math.nan, math.nan))]
+        writer.writerow([row["setting"], *cells, len(row["seeds"]), len(row["failed"]), *stats])
+    return out.getvalue()
+
+
+def runs_csv(results: list) -> str:
+    names = []
+    for record in results:
+        names += [n for n in final_metrics(record) if n not in names]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "setting", "seed", *names])
+    for record in sorted(results, key=lambda r: r["run_id"]):
+        metrics = final_metrics(record)
+        writer.writerow([record["run_id"], record["setting_index"], record["seed"],
+                         *(f"{metrics[n]:.6g}" if n in metrics else "" for n in names)])
+    return out.getvalue()
+
+
+def _cell(stats) -> str:
+    return "-" if stats is None else f"{stats[0]:.4f} ± {stats[1]:.4f}"
+
+
+def table(rows: list) -> tuple:
+    """``(header, body)`` of the settings x metrics table, as strings."""
+    keys, names = _override_keys(rows), metric_names(rows)
+    header = ["setting", *keys, "seeds", *names]
+    body = [[str(row["setting"]), *(fmt(row["overrides"].get(k, "")) for k in keys),
+             f"{len(row['seeds'])}" + (f" ({len(row['failed'])} failed)" if row["failed"] else ""),
+             *(_cell(row["metrics"].get(n)) for n in names)] for row in rows]
+    return header, body
+
+
+def facet_table(sweep: dict, rows: list, metric: str) -> tuple | None:
+    """``(header, body)`` with one row per value of the ``facet`` keys and one column per
+    setting sharing it (cell: the setting's other overrides and its metric), or None."""
+    facet = sweep["spec"].get("sweep", {}).get("facet")
+    if not facet:
+        return None
+    keys = [facet] if isinstance(facet, str) else list(facet)
+    groups = {}
+    for row in rows:
+        name = ", ".join(fmt(row["overrides"].get(k, "(base)")) for k in keys)
+        groups.setdefault(name, []).append(row)
+    width = max(len(g) for g in groups.values())
+    header = [" / ".join(keys), *(f"setting {i + 1}" for i in range(width))]
+    body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r['metrics'].get(metric))}" for r in group),
+             *([""] * (width - len(group)))] for name, group in groups.items()]
+    return header, body
+
+
+def markdown(header: list, body: list) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in body)]) + "\n"
+
+
+def html_table(header: list, body: list) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
+       "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
+       "img{max-width:100%}pre{background:#f8f8f8;padding:.6em;overflow-x:auto}.best{background:#eef8ee;padding:.6em}")
+
+
+def index_html(sweep: dict, rows: list, best: dict | None, facets, figures: list, errors: list) -> str:
+    spec = sweep["spec"].get("sweep", {})
+    title = html.escape(spec.get("name", "handgrad sweep"))
+    finished = sum(len(r["seeds"]) for r in rows)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body>",
+             f"<h1>{title}</h1>"]
+    if spec.get("description"):
+        parts.append(f"<p>{html.escape(spec['description'])}</p>")
+    parts.append(f"<p>{len(sweep['runs'])} runs ({len(rows)} settings); {finished} finished, {len(errors)} failed. "
+                 "Files: <a href='results.csv'>results.csv</a>, <a href='results.md'>results.md</a>, "
+                 "<a href='runs.csv'>runs.csv</a>, <a href='best.json'>best.json</a>, <a href='sweep.json'>sweep.json</a>.</p>")
+    if sweep.get("forced"):
+        parts.append(f"<p>Forced in every run: <code>{html.escape(label(sweep['forced']))}</code></p>")
+    if best:
+        parts.append(f"<div class='best'><b>Best setting</b> ({best['goal']} {html.escape(best['metric'])}): "
+                     f"setting {best['setting']}, <code>{html.escape(best['label'])}</code>: "
+                     f"{best['mean']:.4f} ± {best['std']:.4f} over {len(best['seeds'])} seed(s)</div>")
+    if facets:
+        parts += [f"<h2>{html.escape(best['metric'] if best else '')} by {html.escape(facets[0][0])}</h2>",
+                  html_table(*facets)]
+    parts += ["<h2>Settings (mean ± std across seeds)</h2>", html_table(*table(rows))]
+    if figures:
+        parts.append("<h2>Learning curves</h2>")
+        parts += [f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
+                  f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in figures]
+    if errors:
+        parts.append("<h2>Failed runs</h2>")
+        parts += [f"<details><summary>{html.escape(e['run_id'])} ({html.escape(label(e['overrides']))}, seed {e['seed']}): "
+                  f"{html.escape(e['error'])}</summary><pre>{html.escape(e['traceback'])}</pre></details>" for e in errors]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(out_dir) -> dict | None:
+    """Write the report files of the sweep directory ``out_dir``; return the best setting."""
+    out_dir = Path(out_dir)
+    sweep, results, errors = load_runs(out_dir)
+    rows = summarize(sweep, results, errors)
+    best = best_setting(sweep, rows)
+    facets = facet_table(sweep, rows, best["metric"]) if best else None
+    _write_text(out_dir / "results.csv", results_csv(rows))
+    _write_text(out_dir / "runs.csv", runs_csv(results))
+    _write_text(out_dir / "results.md", markdown(*table(rows)))
+    if facets:
+        _write_text(out_dir / "facets.md", markdown(*facets))
+    write_json(out_dir / "best.json", best)
+    figures = []
+    _write_text(out_dir / "index.html", index_html(sweep, rows, best, facets, figures, errors))
+    return best
