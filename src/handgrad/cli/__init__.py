@@ -9,7 +9,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ()
+COMMANDS = ("sweep",)
 
 
 class UsageError(Exception):

@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 import traceback
+import uuid
 from pathlib import Path
 
 TRACEBACK_FRAMES = 6
@@ -131,9 +132,9 @@ def dask_client(scheduler: str):
 def _dask(run_fn, runs, out_dirs, client):
     from dask.distributed import as_completed
 
-    futures = {}
+    futures = {}  # unique keys: a key seen before would return that earlier result
     for run, out_dir in zip(runs, out_dirs):
-        future = client.submit(execute_run, run_fn, run.config, out_dir, key=f"handgrad-sweep-{run.run_id}", pure=False)
+        future = client.submit(execute_run, run_fn, run.config, out_dir, key=f"handgrad-sweep-{run.run_id}-{uuid.uuid4().hex}")
         futures[future.key] = (run, future)
     for future in as_completed([f for _, f in futures.values()]):
         run, _ = futures[future.key]

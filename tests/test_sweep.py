@@ -1,0 +1,248 @@
+"""The sweep machinery: expansion, backends (serial, joblib, Dask), failures, resume, report, CLI.
+
+The runs here train a tiny logistic regression written out below (``fit``): it is
+deterministic given its config, cheap, and importable by name, so joblib's and
+Dask's worker processes can run it.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handgrad.sweep import expand, load_runs, load_spec, run_sweep, settings
+
+HERE = Path(__file__).parent
+
+
+def fit(config, out_dir=None):
+    """Logistic regression on 200 synthetic points by full-batch gradient descent."""
+    if "log" in config:
+        with open(config["log"], "a") as f:
+            f.write(f"{config['lr']} {config['seed']}\n")
+    if config["lr"] > 1:
+        raise ValueError(f"lr={config['lr']} diverges")
+    rng = np.random.default_rng(config["seed"])
+    x = rng.normal(size=(200, 5))
+    y = (x @ np.arange(1.0, 6.0) + rng.normal(size=200) > 0).astype(float)
+    w = np.zeros(5)
+    samples, train_accuracy = [], []
+    for epoch in range(1, config["epochs"] + 1):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        w -= config["lr"] * x.T @ (p - y) / len(y)
+        samples.append(epoch * len(y))
+        train_accuracy.append(float(np.mean((x @ w > 0) == y)))
+    return {"history": {"samples": samples, "train_accuracy": train_accuracy},
+            "test_accuracy": train_accuracy[-1], "best_val_accuracy": max(train_accuracy), "wall_time": 0.0}
+
+
+def crash_worker(config, out_dir=None):
+    """A run that takes its whole process down for lr=0.2 (as a segfault or OOM kill would)."""
+    if config["lr"] == 0.2:
+        os._exit(3)
+    return fit(config, out_dir)
+
+
+SPEC = {"config": {"epochs": 3}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 0.2]}}}
+
+
+def results_by_run(out_dir):
+    _, results, errors = load_runs(out_dir)
+    return {r["run_id"]: (r["config"], r["result"]) for r in results}, errors
+
+
+# --- expansion -------------------------------------------------------------
+
+
+def test_grid_points_and_random_combine_as_a_product():
+    sweep = {
+        "points": [{"epochs": 5, "lr": 1e-4}, {"epochs": 15, "lr": 0.1, "model_kwargs": {"hidden": [32]}}],
+        "grid": {"batch_size": [50, 100], "model_kwargs": {"scale": [0.1, 1.0]}},
+        "random": {"n": 3, "seed": 7, "momentum": {"uniform": [0.0, 0.9]}},
+    }
+    found = settings(sweep)
+    assert len(found) == 2 * 4 * 3
+    assert found[0] == {"epochs": 5, "lr": 1e-4, "batch_size": 50, "model_kwargs.scale": 0.1,
+                        "momentum": found[0]["momentum"]}
+    assert settings(sweep) == found  # random draws are reproducible
+
+
+def test_runs_merge_settings_into_nested_config_and_get_their_seed():
+    spec = {"config": {"model": "mlp", "model_kwargs": {"hidden": [100], "activation": "relu"}, "lr": 1.0},
+            "sweep": {"seeds": 2, "grid": {"model_kwargs": {"hidden": [[200], [200, 200]]}}}}
+    runs = expand(spec, forced={"epochs": 1})
+    assert [(r.setting_index, r.seed) for r in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert runs[3].config == {"model": "mlp", "model_kwargs": {"hidden": [200, 200], "activation": "relu"},
+                              "lr": 1.0, "epochs": 1, "seed": 1}
+    assert len({r.run_id for r in runs}) == 4
+    assert spec["config"]["model_kwargs"]["hidden"] == [100]  # the spec itself is left alone
+
+
+def test_random_distributions_stay_in_range():
+    draws = settings({"random": {"n": 50, "lr": {"log_uniform": [1e-4, 1e-1]}, "hidden": {"int_uniform": [1, 3]},
+                                 "act": {"choice": ["relu", "tanh"]}}})
+    assert all(1e-4 <= d["lr"] <= 1e-1 and d["hidden"] in (1, 2, 3) and d["act"] in ("relu", "tanh") for d in draws)
+    assert {d["hidden"] for d in draws} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"sweep": {"grid": {"lr": 0.1}}}, "'lr' must be a non-empty list"),
+    ({"sweep": {"seeds": 0}}, "'seeds' as a count must be >= 1"),
+    ({"sweep": {"seeds": [1, 1]}}, "repeated"),
+    ({"sweep": {"grids": {}}}, "unknown keys in \\[sweep\\]"),
+    ({"sweep": {"random": {"n": 2, "lr": [0.1]}}}, "must be a distribution table"),
+    ({"sweep": {"random": {"n": 2, "lr": {"log_uniform": [0, 1]}}}}, "low > 0"),
+    ({"sweep": {"goal": "up"}}, "'goal' must be 'max' or 'min'"),
+    ({"configs": {}}, "unknown top-level tables"),
+])
+def test_bad_specs_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        expand(spec)
+
+
+# --- backends ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    dask = pytest.importorskip("dask")
+    from dask.distributed import Client, LocalCluster
+
+    # A run that kills its worker is reported at once instead of being retried on the other
+    # worker, and each worker holds only the run it executes (so a death blames no other run).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_joblib_and_dask_give_the_same_results_as_a_serial_run(tmp_path, dask_client):
+    run_sweep(SPEC, tmp_path / "serial", fit)
+    run_sweep(SPEC, tmp_path / "joblib", fit, n_jobs=2)
+    run_sweep(SPEC, tmp_path / "dask", fit, client=dask_client)
+    serial, _ = results_by_run(tmp_path / "serial")
+    assert len(serial) == 4
+    assert results_by_run(tmp_path / "joblib") == (serial, [])
+    assert results_by_run(tmp_path / "dask") == (serial, [])
+    assert len({json.dumps(r[1]) for r in serial.values()}) == 4  # the seeds and settings differ
+
+
+def test_a_dead_dask_worker_is_reported_and_the_other_runs_finish(tmp_path, dask_client):
+    summary = run_sweep(SPEC, tmp_path, crash_worker, client=dask_client)
+    assert {(f["overrides"]["lr"], f["kind"]) for f in summary["failures"]} == {(0.2, "worker-died")}
+    assert all("KilledWorker" in f["error"] for f in summary["failures"])
+    results, errors = results_by_run(tmp_path)
+    assert sorted(c["lr"] for c, _ in results.values()) == [0.1, 0.1]
+    assert len(errors) == 2 and all(e["seed"] in (0, 1) for e in errors)
+
+
+def test_a_raising_run_is_reported_with_its_traceback_and_the_others_are_kept(tmp_path):
+    spec = {"config": {"epochs": 2}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 5.0, 0.3]}}}
+    summary = run_sweep(spec, tmp_path, fit, n_jobs=2)
+    assert [(f["overrides"], f["kind"], f["error"]) for f in summary["failures"]] == \
+        [({"lr": 5.0}, "exception", "ValueError: lr=5.0 diverges")] * 2
+    results, errors = results_by_run(tmp_path)
+    assert sorted(c["lr"] for c, _ in results.values()) == [0.1, 0.1, 0.3, 0.3]
+    assert all("in fit" in e["traceback"] and "diverges" in e["traceback"] for e in errors)
+    page = (tmp_path / "index.html").read_text()
+    assert "Failed runs" in page and "lr=5.0 diverges" in page
+
+
+def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
+    log = tmp_path / "executions.txt"
+    spec = {"config": {"epochs": 2, "log": str(log)}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 5.0]}}}
+    first = run_sweep(spec, tmp_path / "sweep", fit, n_jobs=2)
+    assert (first["executed"], first["skipped"], len(log.read_text().splitlines())) == (4, 0, 4)
+    before = results_by_run(tmp_path / "sweep")[0]
+
+    again = run_sweep(spec, tmp_path / "sweep", fit)
+    assert (again["executed"], again["skipped"]) == (2, 2)
+    assert sorted(log.read_text().splitlines()[4:]) == ["5.0 0", "5.0 1"]  # only the failed runs again
+    assert results_by_run(tmp_path / "sweep")[0] == before
+
+    spec["sweep"]["grid"]["lr"] = [0.1, 0.2]
+    changed = run_sweep(spec, tmp_path / "sweep", fit)
+    assert (changed["executed"], changed["skipped"], changed["failures"]) == (2, 2, [])
+
+
+def test_missing_extras_give_an_error_naming_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "handgrad\[sweep\]"'):
+        run_sweep(SPEC, tmp_path / "a", fit, n_jobs=2)
+    with pytest.raises(ImportError, match=r'pip install "handgrad\[dask\]"'):
+        run_sweep(SPEC, tmp_path / "b", fit, scheduler="tcp://127.0.0.1:8786")
+
+
+# --- report -----------------------------------------------------------------
+
+
+def test_report_tables_show_mean_and_std_across_seeds_and_the_best_setting(tmp_path):
+    spec = {"config": {"epochs": 4}, "sweep": {"seeds": 3, "grid": {"lr": [0.01, 1.0]}, "metric": "test_accuracy"}}
+    summary = run_sweep(spec, tmp_path, fit)
+    _, results, _ = load_runs(tmp_path)
+    acc = {lr: [r["result"]["test_accuracy"] for r in results if r["config"]["lr"] == lr] for lr in (0.01, 1.0)}
+    best_lr = max(acc, key=lambda lr: np.mean(acc[lr]))
+    assert summary["best"]["overrides"] == {"lr": best_lr}
+    assert summary["best"]["mean"] == pytest.approx(np.mean(acc[best_lr]))
+    assert summary["best"]["std"] == pytest.approx(np.std(acc[best_lr]))
+    assert json.loads((tmp_path / "best.json").read_text()) == summary["best"]
+    header, first, _ = [line.split(",") for line in (tmp_path / "results.csv").read_text().splitlines()]
+    assert header[:4] == ["setting", "lr", "seeds_finished", "seeds_failed"] and first[:4] == ["0", "0.01", "3", "0"]
+    assert float(first[header.index("test_accuracy_mean")]) == pytest.approx(np.mean(acc[0.01]), rel=1e-5)
+    assert float(first[header.index("test_accuracy_std")]) == pytest.approx(np.std(acc[0.01]), rel=1e-5)
+    assert f"{np.mean(acc[1.0]):.4f} ± {np.std(acc[1.0]):.4f}" in (tmp_path / "results.md").read_text()
+    assert len((tmp_path / "runs.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_facet_table_arranges_settings_by_a_key(tmp_path):
+    spec = {"config": {}, "sweep": {"facet": "model", "metric": "test_accuracy", "points": [
+        {"model": "a", "epochs": 1, "lr": 0.1}, {"model": "a", "epochs": 3, "lr": 0.1},
+        {"model": "b", "epochs": 2, "lr": 0.5}]}}
+    run_sweep(spec, tmp_path, fit)
+    lines = (tmp_path / "facets.md").read_text().splitlines()
+    assert lines[0] == "| model | setting 1 | setting 2 |"
+    assert lines[2].startswith("| a | epochs=1, lr=0.1: ") and "| epochs=3, lr=0.1: " in lines[2]
+    assert lines[3].startswith("| b | epochs=2, lr=0.5: ") and lines[3].endswith("|  |")
+
+
+# --- command line -------------------------------------------------------------
+
+
+def cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "handgrad", "sweep", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_cli_runs_a_spec_with_grid_axes_and_forced_values_and_resumes(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[config]\nepochs = 5\n\n[sweep]\nseeds = 2\nmetric = "test_accuracy"\n\n'
+                    '[[sweep.points]]\nlr = 0.1\n\n[[sweep.points]]\nlr = 0.3\n')
+    assert load_spec(spec)["sweep"]["points"] == [{"lr": 0.1}, {"lr": 0.3}]
+    args = [str(spec), "tag=[1, 2]", "--set", "epochs=2", "--out", "out", "--run", "test_sweep:fit", "--jobs", "2"]
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "8 runs: 8 executed, 0 already finished, 0 failed" in done.stdout
+    assert "best: lr=" in done.stdout and "out/index.html" in done.stdout
+    sweep, results, _ = load_runs(tmp_path / "out")
+    assert {(r["config"]["lr"], r["config"]["tag"], r["config"]["epochs"]) for r in results} == \
+        {(lr, tag, 2) for lr in (0.1, 0.3) for tag in (1, 2)}
+    again = cli(*args, cwd=tmp_path)
+    assert "8 runs: 0 executed, 8 already finished, 0 failed" in again.stdout
+
+
+def test_cli_reports_failures_with_exit_status_1_and_bad_input_with_2(tmp_path):
+    failed = cli("lr=[0.1, 2.0]", "epochs=[1]", "--out", "out", "--run", "test_sweep:fit", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "FAILED ValueError: lr=2.0 diverges" in failed.stderr
+    bad = cli("spec.yaml", "--out", "out", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected a sweep spec ending in .toml or .json" in bad.stderr
+    bad_run = cli("lr=[1]", "--out", "out", "--run", "nowhere", cwd=tmp_path)
+    assert bad_run.returncode == 2 and "expected MODULE:FUNCTION" in bad_run.stderr
