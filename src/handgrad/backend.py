@@ -23,6 +23,19 @@ def array_module(x):
     return np
 
 
+def device_module(device: str):
+    """The array module for a device name: ``'cpu'`` -> numpy, ``'cuda'`` -> cupy."""
+    if device == "cpu":
+        return np
+    if device in ("cuda", "gpu"):
+        try:
+            import cupy
+        except ImportError as exc:
+            raise ImportError(f"device {device!r} needs CuPy: pip install cupy-cuda12x (matching your CUDA)") from exc
+        return cupy
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
 def get_default_dtype() -> np.dtype:
     """The floating dtype new parameters and data sets are created with (float32)."""
     return _default_dtype

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import array_module
+from ..backend import array_module, device_module, to_numpy
 
 
 class Parameter:
@@ -171,6 +171,21 @@ class Module:
                     f"expected {tuple(current.shape)}, got {tuple(value.shape)}"
                 )
             current[...] = value
+
+    def to(self, device: str):
+        """Move every parameter, gradient and buffer to ``'cpu'`` (NumPy) or ``'cuda'`` (CuPy); returns self.
+        Inputs must then live on the same device: kernels follow the array module of their input."""
+        xp = device_module(device)
+
+        def move(a):
+            return xp.asarray(to_numpy(a)) if xp is np else xp.asarray(a)
+
+        for module in (m for _, m in self.named_modules()):
+            for p in module._parameters.values():
+                p.data, p.grad = move(p.data), move(p.grad)
+            for name in module._buffers:
+                object.__setattr__(module, name, move(getattr(module, name)))
+        return self
 
     def astype(self, dtype):
         """Cast every parameter, gradient and floating buffer to ``dtype`` in place; returns self."""

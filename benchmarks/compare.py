@@ -1,0 +1,136 @@
+"""Train the same model in handgrad and in PyTorch, side by side, and compare throughput.
+
+    python benchmarks/compare.py mlp [lenet5 small_cnn ...] [--steps 50] [--repeats 5]
+
+For each model both libraries get the same architecture, the same random batch,
+the same batch size, the same optimizer and all CPU cores. After a warm-up, the
+two libraries take turns: ``--repeats`` timed rounds of ``--steps`` training
+steps each, so that both see the same machine noise. Printed: samples/s of each
+library per round, the median ratio handgrad / PyTorch and its spread (min-max
+over rounds). PyTorch is only an oracle here; handgrad never imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import numpy as np
+import torch
+
+import handgrad
+from handgrad import nn, optim
+
+
+@dataclass
+class Bench:
+    """One benchmarked model: builders for both libraries and a batch maker."""
+
+    batch_size: int
+    build_handgrad: Callable[[], nn.Module]
+    build_torch: Callable[[], torch.nn.Module]
+    make_batch: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
+    lr: float = 0.01
+    unit: str = "samples"
+    build_loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
+
+
+BENCHMARKS: dict[str, Bench] = {}
+
+
+def register(name: str, bench: Bench) -> None:
+    BENCHMARKS[name] = bench
+
+
+def image_batch(shape, classes=10):
+    def make(rng, n):
+        x = rng.random((n, *shape), dtype=np.float32)
+        return x, rng.integers(0, classes, size=n)
+
+    return make
+
+
+def _mlp_torch():
+    t = torch.nn
+    return t.Sequential(t.Flatten(), t.Linear(784, 256), t.ReLU(), t.Linear(256, 256), t.ReLU(), t.Linear(256, 10))
+
+
+def _mlp_handgrad():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+register("mlp", Bench(128, _mlp_handgrad, _mlp_torch, image_batch((1, 28, 28))))
+
+
+def handgrad_steps(model, criterion, opt, x, y, steps: int) -> float:
+    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits = model(x)
+        criterion(logits, y)
+        opt.zero_grad()
+        model.backward(criterion.backward())
+        opt.step()
+    return time.perf_counter() - start
+
+
+def torch_steps(model, opt, x, y, steps: int) -> float:
+    criterion = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits = model(x)
+        loss = criterion(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def compare(name: str, steps: int, warmup: int, repeats: int) -> float:
+    bench = BENCHMARKS[name]
+    rng = np.random.default_rng(0)
+    x, y = bench.make_batch(rng, bench.batch_size)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    handgrad.manual_seed(0)
+    model_hg, model_pt = bench.build_handgrad(), bench.build_torch()
+    opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
+    opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
+    run_hg = partial(handgrad_steps, model_hg, bench.build_loss(), opt_hg, x, y)
+    run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
+    run_hg(warmup)
+    run_pt(warmup)
+    ratios = []
+    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, {torch.get_num_threads()} threads")
+    for r in range(repeats):
+        hg = steps * bench.batch_size / run_hg(steps)
+        pt = steps * bench.batch_size / run_pt(steps)
+        ratios.append(hg / pt)
+        print(f"  round {r + 1}: handgrad {hg:10,.0f} {bench.unit}/s   pytorch {pt:10,.0f} {bench.unit}/s   ratio {hg / pt:.2f}")
+    median = statistics.median(ratios)
+    print(f"  {name}: median ratio handgrad/pytorch = {median:.2f} (spread {min(ratios):.2f}-{max(ratios):.2f})")
+    return median
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["mlp"], help=f"any of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.models if m not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+    torch.set_num_threads(os.cpu_count() or 1)
+    for name in args.models:
+        compare(name, args.steps, args.warmup, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
