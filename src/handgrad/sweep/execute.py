@@ -44,7 +44,7 @@ def write_json(path: Path, data) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True, allow_nan=True)
+            json.dump(data, f, indent=1, allow_nan=True)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

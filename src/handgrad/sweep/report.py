@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import figures
 from .execute import write_json
 from .runner import load_runs
 
@@ -154,9 +155,9 @@ def table(rows: list) -> tuple:
     return header, body
 
 
-def facet_table(sweep: dict, rows: list, metric: str) -> tuple | None:
-    """``(header, body)`` with one row per value of the ``facet`` keys and one column per
-    setting sharing it (cell: the setting's other overrides and its metric), or None."""
+def facet_groups(sweep: dict, rows: list) -> tuple | None:
+    """``(keys, {name: [rows]})``: the settings grouped by the values of the ``[sweep] facet``
+    keys (one group per distinct value, in order of appearance), or None without a facet."""
     facet = sweep["spec"].get("sweep", {}).get("facet")
     if not facet:
         return None
@@ -165,6 +166,12 @@ def facet_table(sweep: dict, rows: list, metric: str) -> tuple | None:
     for row in rows:
         name = ", ".join(fmt(row["overrides"].get(k, "(base)")) for k in keys)
         groups.setdefault(name, []).append(row)
+    return keys, groups
+
+
+def facet_table(keys: list, groups: dict, metric: str) -> tuple:
+    """``(header, body)`` with one row per facet group and one column per setting in it
+    (cell: the setting's other overrides and its metric)."""
     width = max(len(g) for g in groups.values())
     header = [" / ".join(keys), *(f"setting {i + 1}" for i in range(width))]
     body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r['metrics'].get(metric))}" for r in group),
@@ -190,7 +197,7 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{bo
        "img{max-width:100%}pre{background:#f8f8f8;padding:.6em;overflow-x:auto}.best{background:#eef8ee;padding:.6em}")
 
 
-def index_html(sweep: dict, rows: list, best: dict | None, facets, figures: list, errors: list) -> str:
+def index_html(sweep: dict, rows: list, best: dict | None, facets, images: list, notes: list, errors: list) -> str:
     spec = sweep["spec"].get("sweep", {})
     title = html.escape(spec.get("name", "handgrad sweep"))
     finished = sum(len(r["seeds"]) for r in rows)
@@ -211,10 +218,11 @@ def index_html(sweep: dict, rows: list, best: dict | None, facets, figures: list
         parts += [f"<h2>{html.escape(best['metric'] if best else '')} by {html.escape(facets[0][0])}</h2>",
                   html_table(*facets)]
     parts += ["<h2>Settings (mean ± std across seeds)</h2>", html_table(*table(rows))]
-    if figures:
+    if images or notes:
         parts.append("<h2>Learning curves</h2>")
+        parts += [f"<p>{html.escape(note)}</p>" for note in notes]
         parts += [f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
-                  f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in figures]
+                  f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in images]
     if errors:
         parts.append("<h2>Failed runs</h2>")
         parts += [f"<details><summary>{html.escape(e['run_id'])} ({html.escape(label(e['overrides']))}, seed {e['seed']}): "
@@ -223,19 +231,33 @@ def index_html(sweep: dict, rows: list, best: dict | None, facets, figures: list
     return "\n".join(parts)
 
 
+def _figures(out_dir: Path, rows: list, results: list, grouped) -> tuple:
+    """``(figures, notes)``: the learning-curve images written and what could not be drawn."""
+    if not any(isinstance(r["result"], dict) and "history" in r["result"] for r in results):
+        return [], []
+    if figures.matplotlib_missing():
+        return [], ['The learning curves need matplotlib: pip install "handgrad[plots]", then run handgrad sweep again.']
+    found, problems = figures.setting_figures(out_dir, rows, results, label)
+    if grouped:
+        facet = figures.facet_figure(out_dir, grouped[1], results, grouped[0], label)
+        found = ([facet] if facet else []) + found
+    return found, [f"Setting {setting}: no curves: {message}" for setting, message in problems]
+
+
 def write_report(out_dir) -> dict | None:
     """Write the report files of the sweep directory ``out_dir``; return the best setting."""
     out_dir = Path(out_dir)
     sweep, results, errors = load_runs(out_dir)
     rows = summarize(sweep, results, errors)
     best = best_setting(sweep, rows)
-    facets = facet_table(sweep, rows, best["metric"]) if best else None
+    grouped = facet_groups(sweep, rows)
+    facets = facet_table(*grouped, best["metric"]) if grouped and best else None
     _write_text(out_dir / "results.csv", results_csv(rows))
     _write_text(out_dir / "runs.csv", runs_csv(results))
     _write_text(out_dir / "results.md", markdown(*table(rows)))
     if facets:
         _write_text(out_dir / "facets.md", markdown(*facets))
     write_json(out_dir / "best.json", best)
-    figures = []
-    _write_text(out_dir / "index.html", index_html(sweep, rows, best, facets, figures, errors))
+    images, notes = _figures(out_dir, rows, results, grouped)
+    _write_text(out_dir / "index.html", index_html(sweep, rows, best, facets, images, notes, errors))
     return best
