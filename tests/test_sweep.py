@@ -38,6 +38,9 @@ def fit(config, out_dir=None):
         correct = (x @ w > 0) == y
         history["eval"].append({"epoch": epoch, "iteration": epoch, "samples": 150 * epoch,
                                 "train_acc": float(np.mean(correct[:150])), "val_acc": float(np.mean(correct[150:]))})
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        np.savetxt(os.path.join(out_dir, "weights.txt"), w)
     val = [e["val_acc"] for e in history["eval"]]
     return {"history": history, "test_accuracy": val[-1], "best_val_accuracy": max(val), "wall_time": 0.0}
 
@@ -191,6 +194,11 @@ def test_report_tables_show_mean_and_std_across_seeds_and_the_best_setting(tmp_p
     assert summary["best"]["overrides"] == {"lr": best_lr}
     assert summary["best"]["mean"] == pytest.approx(np.mean(acc[best_lr]))
     assert summary["best"]["std"] == pytest.approx(np.std(acc[best_lr]))
+    best_runs = [r for r in results if r["config"]["lr"] == best_lr]
+    assert summary["best"]["run_value"] == max(r["result"]["test_accuracy"] for r in best_runs)
+    assert summary["best"]["run_id"] in {r["run_id"] for r in best_runs if r["result"]["test_accuracy"] == summary["best"]["run_value"]}
+    assert (tmp_path / "best_run" / "weights.txt").read_text() == \
+        (tmp_path / "runs" / summary["best"]["run_id"] / "train" / "weights.txt").read_text()
     assert json.loads((tmp_path / "best.json").read_text()) == summary["best"]
     header, first, _ = [line.split(",") for line in (tmp_path / "results.csv").read_text().splitlines()]
     assert header[:4] == ["setting", "lr", "seeds_finished", "seeds_failed"] and first[:4] == ["0", "0.01", "3", "0"]
@@ -209,6 +217,20 @@ def test_facet_table_arranges_settings_by_a_key(tmp_path):
     assert lines[0] == "| model | setting 1 | setting 2 |"
     assert lines[2].startswith("| a | epochs=1, lr=0.1: ") and "| epochs=3, lr=0.1: " in lines[2]
     assert lines[3].startswith("| b | epochs=2, lr=0.5: ") and lines[3].endswith("|  |")
+
+
+def test_report_draws_curves_per_setting_a_facet_grid_and_a_comparison(tmp_path):
+    spec = {"config": {"epochs": 3}, "sweep": {"seeds": 2, "grid": {"lr": [0.01, 0.1, 0.5]}, "facet": "lr",
+                                               "compare": ["val_acc", "iteration_loss"]}}
+    run_sweep(spec, tmp_path, fit)
+    drawn = sorted(p.name for p in (tmp_path / "curves").iterdir())
+    assert drawn == ["compare-iteration_loss.png", "compare-val_acc.png", "facets.png",
+                     "setting-000.png", "setting-001.png", "setting-002.png"]
+    page = (tmp_path / "index.html").read_text()
+    assert all(f"<img src='curves/{name}'" in page for name in drawn)
+    spec["sweep"]["compare"] = "accuracy"
+    run_sweep(spec, tmp_path, fit)
+    assert "No comparison of accuracy: series: unknown metric" in (tmp_path / "index.html").read_text()
 
 
 # --- command line -------------------------------------------------------------

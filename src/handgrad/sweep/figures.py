@@ -102,3 +102,23 @@ def matplotlib_missing() -> bool:
     except ImportError:
         return True
     return False
+
+
+def compare_figure(out_dir, rows: list, results: list, metric: str, label) -> tuple:
+    """Write ``curves/compare-<metric>.png``: every setting's mean +- std band of ``metric``
+    on one figure (colour-ordered by learning rate when only ``lr`` varies)."""
+    from ..plots import plot_learning_rates, plot_runs
+
+    groups = {row["setting"]: _histories(results, row["setting"]) for row in rows}
+    shown = [row for row in rows if groups[row["setting"]]]
+    if not shown:
+        raise ValueError("no finished run has a history")
+    x = _x_axis([h for hs in groups.values() for h in hs])
+    path = f"curves/compare-{metric}.png"
+    if all(list(row["overrides"]) == ["lr"] for row in shown):
+        plot_learning_rates({row["overrides"]["lr"]: groups[row["setting"]] for row in shown}, metric=metric, x=x,
+                            path=out_dir / path)
+    else:
+        plot_runs({label(row["overrides"]): groups[row["setting"]] for row in shown}, metric=metric, x=x,
+                  path=out_dir / path)
+    return path, f"{metric} of every setting (mean ± std over seeds)"

@@ -15,7 +15,12 @@ Files written into the sweep directory:
   min); by default ``best_val_accuracy`` when the runs report it, so the test
   set is not used to choose.
 - ``curves/``: the learning curves of every run of a setting on one figure
-  (mean +- std bands), and the faceted grid of them (see figures.py).
+  (mean +- std bands), the faceted grid of them, and with ``[sweep] compare``
+  (plots metric names, e.g. ``["val_acc", "iteration_loss"]``) one figure per
+  metric with every setting on it (see figures.py).
+- ``best_run/``: a copy of the files the best run's run function wrote (its
+  ``out_dir``: for ``train_from_config`` the model, checkpoint and report), when
+  they are on this file system; e.g. ``handgrad predict --checkpoint DIR/best_run``.
 - ``index.html``: all of the above on one page, failures with their tracebacks.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -92,8 +98,9 @@ def metric_names(rows: list) -> list:
     return names
 
 
-def best_setting(sweep: dict, rows: list) -> dict | None:
-    """The row with the best mean metric, or None when no run finished."""
+def best_setting(sweep: dict, rows: list, results: list) -> dict | None:
+    """The setting with the best mean metric and, within it, the seed with the best
+    value (``run_id``), or None when no run finished."""
     spec = sweep["spec"].get("sweep", {})
     names = metric_names(rows)
     default = next((n for n in ("best_val_accuracy", "test_accuracy") if n in names), names[0] if names else None)
@@ -104,8 +111,10 @@ def best_setting(sweep: dict, rows: list) -> dict | None:
     pick = max if goal == "max" else min
     best = pick(scored, key=lambda row: row["metrics"][metric][0])
     mean, std = best["metrics"][metric]
+    run = pick((r for r in results if r["setting_index"] == best["setting"]), key=lambda r: final_metrics(r)[metric])
     return {"metric": metric, "goal": goal, "mean": mean, "std": std, "setting": best["setting"],
-            "overrides": best["overrides"], "seeds": best["seeds"], "label": label(best["overrides"])}
+            "overrides": best["overrides"], "seeds": best["seeds"], "label": label(best["overrides"]),
+            "run_id": run["run_id"], "run_seed": run["seed"], "run_value": final_metrics(run)[metric]}
 
 
 def _override_keys(rows: list) -> list:
@@ -164,7 +173,7 @@ def facet_groups(sweep: dict, rows: list) -> tuple | None:
     keys = [facet] if isinstance(facet, str) else list(facet)
     groups = {}
     for row in rows:
-        name = ", ".join(fmt(row["overrides"].get(k, "(base)")) for k in keys)
+        name = ", ".join(fmt(row["overrides"].get(k, "–")) for k in keys)
         groups.setdefault(name, []).append(row)
     return keys, groups
 
@@ -213,7 +222,9 @@ def index_html(sweep: dict, rows: list, best: dict | None, facets, images: list,
     if best:
         parts.append(f"<div class='best'><b>Best setting</b> ({best['goal']} {html.escape(best['metric'])}): "
                      f"setting {best['setting']}, <code>{html.escape(best['label'])}</code>: "
-                     f"{best['mean']:.4f} ± {best['std']:.4f} over {len(best['seeds'])} seed(s)</div>")
+                     f"{best['mean']:.4f} ± {best['std']:.4f} over {len(best['seeds'])} seed(s)"
+                     + (f"; the files of its best seed ({best['run_seed']}) are in <a href='best_run/'>best_run/</a>"
+                        if best.get("best_run_dir") else "") + "</div>")
     if facets:
         parts += [f"<h2>{html.escape(best['metric'] if best else '')} by {html.escape(facets[0][0])}</h2>",
                   html_table(*facets)]
@@ -231,7 +242,7 @@ def index_html(sweep: dict, rows: list, best: dict | None, facets, images: list,
     return "\n".join(parts)
 
 
-def _figures(out_dir: Path, rows: list, results: list, grouped) -> tuple:
+def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> tuple:
     """``(figures, notes)``: the learning-curve images written and what could not be drawn."""
     if not any(isinstance(r["result"], dict) and "history" in r["result"] for r in results):
         return [], []
@@ -241,7 +252,27 @@ def _figures(out_dir: Path, rows: list, results: list, grouped) -> tuple:
     if grouped:
         facet = figures.facet_figure(out_dir, grouped[1], results, grouped[0], label)
         found = ([facet] if facet else []) + found
-    return found, [f"Setting {setting}: no curves: {message}" for setting, message in problems]
+    notes = [f"Setting {setting}: no curves: {message}" for setting, message in problems]
+    compare = sweep["spec"].get("sweep", {}).get("compare", [])
+    for metric in [compare] if isinstance(compare, str) else compare:
+        try:
+            found.insert(0, figures.compare_figure(out_dir, rows, results, metric, label))
+        except ValueError as exc:
+            notes.append(f"No comparison of {metric}: {exc}")
+    return found, notes
+
+
+def copy_best_run(out_dir: Path, run_id: str) -> bool:
+    """Replace ``best_run/`` by a copy of the run's ``train/`` files; False when there are none."""
+    source = out_dir / "runs" / run_id / "train"
+    if not source.is_dir():
+        return False
+    target, tmp = out_dir / "best_run", out_dir / ".best_run.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return True
 
 
 def write_report(out_dir) -> dict | None:
@@ -249,7 +280,7 @@ def write_report(out_dir) -> dict | None:
     out_dir = Path(out_dir)
     sweep, results, errors = load_runs(out_dir)
     rows = summarize(sweep, results, errors)
-    best = best_setting(sweep, rows)
+    best = best_setting(sweep, rows, results)
     grouped = facet_groups(sweep, rows)
     facets = facet_table(*grouped, best["metric"]) if grouped and best else None
     _write_text(out_dir / "results.csv", results_csv(rows))
@@ -257,7 +288,9 @@ def write_report(out_dir) -> dict | None:
     _write_text(out_dir / "results.md", markdown(*table(rows)))
     if facets:
         _write_text(out_dir / "facets.md", markdown(*facets))
+    if best:
+        best["best_run_dir"] = "best_run" if copy_best_run(out_dir, best["run_id"]) else None
     write_json(out_dir / "best.json", best)
-    images, notes = _figures(out_dir, rows, results, grouped)
+    images, notes = _figures(out_dir, sweep, rows, results, grouped)
     _write_text(out_dir / "index.html", index_html(sweep, rows, best, facets, images, notes, errors))
     return best

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
-SWEEP_KEYS = ("seeds", "metric", "goal", "grid", "points", "random", "facet", "name", "description")
+SWEEP_KEYS = ("seeds", "metric", "goal", "grid", "points", "random", "facet", "compare", "name", "description")
 
 
 @dataclass(frozen=True)
