@@ -109,6 +109,26 @@ def test_bad_specs_are_named(spec, message):
         expand(spec)
 
 
+@pytest.mark.parametrize("name, settings_, seeds", [("classic", 12, 1), ("search", 12, 1), ("sigmoid", 4, 3)])
+def test_experiment_specs_load_and_expand(name, settings_, seeds):
+    runs = expand(load_spec(HERE.parent / "experiments" / f"{name}.toml"))
+    assert len(runs) == settings_ * seeds
+    assert len({r.setting_index for r in runs}) == settings_
+
+
+def test_classic_spec_has_the_four_models_at_their_three_settings():
+    runs = expand(load_spec(HERE.parent / "experiments" / "classic.toml"))
+    found = [(r.config["model"], r.config.get("model_kwargs", {}).get("hidden"), r.config["epochs"], r.config["lr"])
+             for r in runs]
+    assert found == [("mlp", [], 5, 1e-4), ("mlp", [], 5, 5e-3), ("mlp", [], 5, 0.1),
+                     ("mlp", [32], 15, 1e-4), ("mlp", [32], 15, 5e-3), ("mlp", [32], 15, 0.1),
+                     ("mlp", [32, 32], 5, 3e-3), ("mlp", [32, 32], 40, 3e-3), ("mlp", [32, 32], 40, 0.05),
+                     ("small_cnn", None, 5, 0.01), ("small_cnn", None, 10, 1e-3), ("small_cnn", None, 20, 1e-3)]
+    assert all(r.config["batch_size"] == 100 and r.config["loss_reduction"] == "sum" and r.config["optimizer"] == "sgd"
+               and r.config["momentum"] == 0 and r.config["init"] == "xavier" and r.config["eval_every"] == 20000
+               for r in runs)
+
+
 # --- backends ---------------------------------------------------------------
 
 

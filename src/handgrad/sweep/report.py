@@ -150,8 +150,11 @@ def runs_csv(results: list) -> str:
     return out.getvalue()
 
 
-def _cell(stats) -> str:
-    return "-" if stats is None else f"{stats[0]:.4f} ± {stats[1]:.4f}"
+def _cell(row: dict, metric: str) -> str:
+    stats = row["metrics"].get(metric)
+    if stats is None:
+        return "failed" if row["failed"] and not row["seeds"] else "-"
+    return f"{stats[0]:.4f} ± {stats[1]:.4f}"
 
 
 def table(rows: list) -> tuple:
@@ -160,7 +163,7 @@ def table(rows: list) -> tuple:
     header = ["setting", *keys, "seeds", *names]
     body = [[str(row["setting"]), *(fmt(row["overrides"].get(k, "")) for k in keys),
              f"{len(row['seeds'])}" + (f" ({len(row['failed'])} failed)" if row["failed"] else ""),
-             *(_cell(row["metrics"].get(n)) for n in names)] for row in rows]
+             *(_cell(row, n) for n in names)] for row in rows]
     return header, body
 
 
@@ -183,7 +186,7 @@ def facet_table(keys: list, groups: dict, metric: str) -> tuple:
     (cell: the setting's other overrides and its metric)."""
     width = max(len(g) for g in groups.values())
     header = [" / ".join(keys), *(f"setting {i + 1}" for i in range(width))]
-    body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r['metrics'].get(metric))}" for r in group),
+    body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r, metric)}" for r in group),
              *([""] * (width - len(group)))] for name, group in groups.items()]
     return header, body
 
