@@ -1,0 +1,14 @@
+"""Data sets, verified downloads and mini-batch loading.
+
+``load_dataset(name)`` returns a :class:`Dataset` with ``train`` and ``test``
+``(X, y)`` arrays; ``DataLoader`` iterates over them in (shuffled) batches.
+Registered data sets: mnist, fashion-mnist, digits, synth (see ``DATASETS``).
+"""
+from .datasets import DATASETS, Dataset, load_dataset, register_dataset
+from .digits import default_dataset
+from .download import cache_dir, fetch, sha256_file
+from .idx import DataError, read_idx, write_idx
+from .loader import DataLoader
+from .mnist import fashion_mnist_installed
+from .synth import make_synth
+from .transforms import mean_std, one_hot, standardize, subset, train_val_split

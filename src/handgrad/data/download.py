@@ -1,0 +1,88 @@
+"""Verified downloads into the data cache.
+
+Files are cached under ``$HANDGRAD_DATA`` (default ``~/.cache/handgrad``).
+Every file is checked against its SHA-256 before it is used, both when it is
+downloaded and when it is found in the cache. A download goes to a temporary
+file in the destination directory, is verified, and only then renamed into
+place, so a failed, interrupted or corrupted download leaves no file behind.
+Mirrors are tried in order; the error of the last resort names every URL tried
+and why each failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+
+from ..atomic import atomic_file
+from .idx import DataError
+
+_CHUNK = 1 << 20
+
+
+def cache_dir(root=None) -> str:
+    """The data directory: ``root`` if given, else ``$HANDGRAD_DATA``, else ``~/.cache/handgrad``."""
+    if root is None:
+        root = os.environ.get("HANDGRAD_DATA") or os.path.join("~", ".cache", "handgrad")
+    return os.path.expanduser(os.fspath(root))
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0) -> str:
+    """Return the path of ``directory/filename``, downloading it from the first
+    mirror that serves it with the expected ``sha256`` if the cached copy is
+    missing or does not match. ``mirrors`` are base URLs; the file's URL is
+    ``mirror.rstrip('/') + '/' + filename``."""
+    directory = os.fspath(directory)
+    path = os.path.join(directory, filename)
+    if os.path.isfile(path) and sha256_file(path) == sha256:
+        return path
+    if not mirrors:
+        raise DataError(f"{path} is not cached and no download mirrors are configured")
+    os.makedirs(directory, exist_ok=True)
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + filename
+        try:
+            _download(url, path, sha256, timeout)
+            return path
+        except DataError as exc:
+            failures.append(str(exc))
+    raise DataError(f"could not download {filename} into {directory}:\n  " + "\n  ".join(failures))
+
+
+def _download(url: str, path: str, sha256: str, timeout: float) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    with atomic_file(path) as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                declared = response.headers.get("Content-Length")
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise DataError(f"{url}: download failed: {_reason(exc)}") from None
+        if declared is not None and size != int(declared):
+            raise DataError(f"{url}: download incomplete: got {size} of {declared} bytes")
+        got = digest.hexdigest()
+        if got != sha256:
+            raise DataError(f"{url}: SHA-256 mismatch: expected {sha256}, got {got} ({size} bytes)")
+
+
+def _reason(exc: Exception):
+    """'HTTP Error 404: Not Found' for HTTP errors, the socket error for a URLError."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return exc.reason
+    return exc
