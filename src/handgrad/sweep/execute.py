@@ -130,20 +130,39 @@ def dask_client(scheduler: str):
 
 
 def _dask(run_fn, runs, out_dirs, client):
+    """Submit the runs as Dask tasks, never more at a time than the cluster has threads.
+
+    Dask blames every task queued on a worker that dies; keeping no run waiting in a
+    worker's queue means a run that kills its worker does not use up the retries of
+    the runs that happen to sit behind it.
+    """
     from dask.distributed import as_completed
 
-    futures = {}  # unique keys: a key seen before would return that earlier result
-    for run, out_dir in zip(runs, out_dirs):
-        future = client.submit(execute_run, run_fn, run.config, out_dir, key=f"handgrad-sweep-{run.run_id}-{uuid.uuid4().hex}")
-        futures[future.key] = (run, future)
-    for future in as_completed([f for _, f in futures.values()]):
-        run, _ = futures[future.key]
+    todo = list(zip(runs, out_dirs))
+    in_flight = {}
+
+    def submit():
+        run, out_dir = todo.pop(0)
+        # a fresh key per submission: a key seen before would return that earlier result
+        future = client.submit(execute_run, run_fn, run.config, out_dir,
+                               key=f"handgrad-sweep-{run.run_id}-{uuid.uuid4().hex}")
+        in_flight[future.key] = run
+        return future
+
+    threads = max(1, sum(client.nthreads().values()))
+    pending = as_completed([submit() for _ in range(min(threads, len(todo)))])
+    for future in pending:
+        run = in_flight.pop(future.key)
         try:
             record = future.result()
         except Exception as exc:
             # KilledWorker (the run took down its worker, more than the allowed number of
             # times) or a lost connection: the run is reported, the others carry on.
             record = _lost(exc, "the Dask worker running this run died or was lost")
+        future.release()
+        threads = max(1, sum(client.nthreads().values()))
+        while todo and len(in_flight) < threads:
+            pending.add(submit())
         yield run, record
 
 
