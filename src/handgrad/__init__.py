@@ -1,6 +1,7 @@
 """handgrad: deep learning from scratch in NumPy, every gradient derived by hand."""
 from . import backend, init, nn, ops
 from . import data, metrics, plots
+from . import gradcheck, optim, scalar
 from .backend import get_default_dtype, manual_seed, set_default_dtype
 
 __version__ = "0.1.0"

@@ -9,7 +9,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("sweep",)
+COMMANDS = ("gradcheck", "sweep")
 
 
 class UsageError(Exception):
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.run(args)
-    except (UsageError, ValueError, KeyError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (UsageError, ValueError, KeyError, ImportError, OSError) as exc:
         if os.environ.get("HANDGRAD_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -87,11 +87,8 @@ def run(args) -> int:
     spec = _spec(args.items, args.seeds)
     forced = dict(_pair(item, "--set") for item in args.forced)
     run_fn = _import(args.run_fn) if args.run_fn else None
-    try:
-        summary = run_sweep(spec, args.out, run_fn, n_jobs=args.jobs, scheduler=args.scheduler,
-                            forced=forced, on_record=print_progress)
-    except ImportError as exc:
-        raise UsageError(str(exc)) from None
+    summary = run_sweep(spec, args.out, run_fn, n_jobs=args.jobs, scheduler=args.scheduler,
+                        forced=forced, on_record=print_progress)
     print(f"{summary['runs']} runs: {summary['executed']} executed, {summary['skipped']} already finished, "
           f"{len(summary['failures'])} failed")
     best = summary["best"]

@@ -63,7 +63,14 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
+    def check_dim(self, x):
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(
+                f"{type(self).__name__}: dim={self.dim} is out of range for an input of shape {tuple(x.shape)}"
+            )
+
     def forward(self, x):
+        self.check_dim(x)
         out, self._cache = A.softmax_forward(x, self.dim)
         return out
 
@@ -78,6 +85,7 @@ class LogSoftmax(Softmax):
     """out = x - logsumexp(x) along ``dim``;  dx = dout - softmax(x) * sum(dout, dim)"""
 
     def forward(self, x):
+        self.check_dim(x)
         out, self._cache = A.log_softmax_forward(x, self.dim)
         return out
 

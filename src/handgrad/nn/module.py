@@ -150,7 +150,7 @@ class Module:
         """Copy arrays from ``state`` into this module's parameters and buffers.
 
         Raises ``KeyError`` naming missing or unexpected keys (when ``strict``) and
-        ``ValueError`` naming the key whose shape does not match.
+        ``ValueError`` naming the key whose shape does not match; on error nothing is changed.
         """
         slots = self._state_slots()
         missing = [k for k in slots if k not in state]
@@ -159,17 +159,20 @@ class Module:
             raise KeyError(
                 f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
             )
+        updates = []
         for key, (module, name, is_param) in slots.items():
             if key not in state:
                 continue
             current = module._parameters[name].data if is_param else getattr(module, name)
-            xp = array_module(current)
-            value = xp.asarray(state[key], dtype=current.dtype)
+            value = array_module(current).asarray(state[key], dtype=current.dtype)
             if value.shape != current.shape:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: shape mismatch for '{key}': "
                     f"expected {tuple(current.shape)}, got {tuple(value.shape)}"
                 )
+            updates.append((current, value))
+        # copy only once every shape is known to fit, so a bad state leaves the module unchanged
+        for current, value in updates:
             current[...] = value
 
     def to(self, device: str):

@@ -1,6 +1,8 @@
 """Inverted dropout."""
 from __future__ import annotations
 
+from ..backend import array_module
+
 
 def dropout_forward(x, p, rng):
     """Keep each element with probability q = 1 - p and scale survivors by 1/q,
@@ -8,10 +10,12 @@ def dropout_forward(x, p, rng):
 
         mask_i ~ Bernoulli(q) / q,   out = x * mask
 
-    ``rng`` is a NumPy Generator (or CuPy RandomState) drawing uniforms in x's shape.
+    ``rng`` is a NumPy Generator. The keep/drop draws are made on the host and
+    copied to x's device, so a seed gives the same mask on CPU and GPU.
     """
     q = 1.0 - p
-    mask = (rng.random(x.shape, dtype=x.dtype) < q) * x.dtype.type(1.0 / q)
+    keep = array_module(x).asarray(rng.random(x.shape, dtype=x.dtype) < q)
+    mask = keep * x.dtype.type(1.0 / q)
     return x * mask, mask
 
 

@@ -1,0 +1,104 @@
+"""The Module API: names like torch's, train/eval, gradients, dtypes."""
+import numpy as np
+import pytest
+import torch
+
+import handgrad
+from handgrad import nn
+
+
+def pair():
+    ours = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh()), nn.Linear(4, 3), nn.LogSoftmax(dim=1))
+    theirs = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                                 torch.nn.Sequential(torch.nn.Linear(5, 4, bias=False), torch.nn.Tanh()),
+                                 torch.nn.Linear(4, 3), torch.nn.LogSoftmax(dim=1))
+    return ours, theirs
+
+
+def test_names_and_shapes_match_torch():
+    ours, theirs = pair()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert ours.num_parameters() == sum(p.numel() for p in theirs.parameters()) == 6 * 5 + 5 + 5 * 4 + 4 * 3 + 3
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+
+
+def test_state_dict_is_a_copy():
+    model = nn.Linear(2, 2)
+    state = model.state_dict()
+    state["weight"][...] = 99
+    assert not (model.weight.data == 99).any()
+
+
+def test_train_eval_reaches_every_module():
+    ours, _ = pair()
+    assert ours.eval() is ours
+    assert all(not m.training for _, m in ours.named_modules())
+    ours.train()
+    assert all(m.training for _, m in ours.named_modules())
+    x = np.ones((2, 6), np.float32)
+    ours.eval()
+    np.testing.assert_array_equal(ours(x), ours(x))
+
+
+def test_backward_accumulates_and_zero_grad_clears():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Sigmoid())
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    dout = np.ones((4, 2), np.float32)
+    model(x)
+    model.backward(dout)
+    once = [p.grad.copy() for p in model.parameters()]
+    model(x)
+    model.backward(dout)
+    for g, p in zip(once, model.parameters()):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-6)
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+
+
+def test_default_dtype_float64():
+    try:
+        handgrad.set_default_dtype("float64")
+        assert handgrad.get_default_dtype() == np.float64
+        model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        assert all(p.data.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
+        assert model(np.ones((2, 3))).dtype == np.float64
+    finally:
+        handgrad.set_default_dtype("float32")
+    assert nn.Linear(3, 4).weight.data.dtype == np.float32
+    with pytest.raises(ValueError, match="set_default_dtype: expected float32 or float64, got int32"):
+        handgrad.set_default_dtype("int32")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_layer_preserves_dtype(dtype):
+    layers = [nn.Linear(4, 4, dtype=dtype), nn.ReLU(), nn.LeakyReLU(), nn.Sigmoid(), nn.Tanh(),
+              nn.Softmax(dim=1), nn.LogSoftmax(dim=1), nn.Dropout(0.5), nn.Flatten()]
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
+    for layer in layers:
+        out = layer(x)
+        assert out.dtype == dtype, type(layer).__name__
+        assert layer.backward(np.ones_like(out)).dtype == dtype, type(layer).__name__
+    for loss, target in [(nn.CrossEntropyLoss(), np.array([0, 1, 3])), (nn.MSELoss(), np.zeros((3, 4)))]:
+        loss(x, target)
+        assert loss.backward().dtype == dtype
+
+
+def test_astype_casts_parameters_and_grads():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1)).astype(np.float64)
+    assert all(p.data.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
+
+
+def test_manual_seed_makes_initialisation_reproducible():
+    handgrad.manual_seed(5)
+    a = nn.Linear(4, 3).weight.data.copy()
+    handgrad.manual_seed(5)
+    np.testing.assert_array_equal(a, nn.Linear(4, 3).weight.data)
+
+
+def test_repr_shows_the_tree():
+    text = repr(nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.1)))
+    assert "(0): Linear(in_features=2, out_features=3, bias=True)" in text
+    assert "(1): LeakyReLU(negative_slope=0.1)" in text
