@@ -154,7 +154,7 @@ def _cell(row: dict, metric: str) -> str:
     stats = row["metrics"].get(metric)
     if stats is None:
         return "failed" if row["failed"] and not row["seeds"] else "-"
-    return f"{stats[0]:.4f} ± {stats[1]:.4f}"
+    return f"{stats[0]:.4f}" if len(row["seeds"]) == 1 else f"{stats[0]:.4f} ± {stats[1]:.4f}"
 
 
 def table(rows: list) -> tuple:
@@ -288,9 +288,10 @@ def write_report(out_dir) -> dict | None:
     facets = facet_table(*grouped, best["metric"]) if grouped and best else None
     _write_text(out_dir / "results.csv", results_csv(rows))
     _write_text(out_dir / "runs.csv", runs_csv(results))
-    _write_text(out_dir / "results.md", markdown(*table(rows)))
+    forced = f"\nForced in every run: {label(sweep['forced'])}\n" if sweep.get("forced") else ""
+    _write_text(out_dir / "results.md", markdown(*table(rows)) + forced)
     if facets:
-        _write_text(out_dir / "facets.md", markdown(*facets))
+        _write_text(out_dir / "facets.md", markdown(*facets) + forced)
     if best:
         best["best_run_dir"] = "best_run" if copy_best_run(out_dir, best["run_id"]) else None
     write_json(out_dir / "best.json", best)
