@@ -45,6 +45,10 @@ def fit(config, out_dir=None):
     return {"history": history, "test_accuracy": val[-1], "best_val_accuracy": max(val), "wall_time": 0.0}
 
 
+def float32_result(config, out_dir=None):
+    return {"test_accuracy": np.float32(0.5)}
+
+
 def crash_worker(config, out_dir=None):
     """A run that takes its whole process down for lr=0.2 (as a segfault or OOM kill would)."""
     if config["lr"] == 0.2:
@@ -174,6 +178,12 @@ def test_a_raising_run_is_reported_with_its_traceback_and_the_others_are_kept(tm
     assert all("in fit" in e["traceback"] and "diverges" in e["traceback"] for e in errors)
     page = (tmp_path / "index.html").read_text()
     assert "Failed runs" in page and "lr=5.0 diverges" in page
+
+
+def test_a_result_json_cannot_hold_is_reported(tmp_path):
+    summary = run_sweep(SPEC, tmp_path, float32_result)
+    assert {f["kind"] for f in summary["failures"]} == {"result-not-json"} and len(summary["failures"]) == 4
+    assert "JSON cannot hold: TypeError: Object of type float32 is not JSON serializable" in summary["failures"][0]["error"]
 
 
 def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):

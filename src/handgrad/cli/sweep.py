@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="forced",
                    help="write VALUE (JSON, or a bare string) into every run's config, after the settings")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="parallel local processes (joblib; -1: all cores; default 1)")
+                   help="parallel local processes (joblib; -1: all cores; default 1; not used with --scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on this Dask scheduler, e.g. tcp://host:8786 (needs handgrad[dask])")
     p.add_argument("--run", dest="run_fn", metavar="MODULE:FUNCTION",

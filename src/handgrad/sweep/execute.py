@@ -72,11 +72,15 @@ def execute_run(run_fn, config: dict, out_dir: str | None) -> dict:
     start = time.perf_counter()
     try:
         result = run_fn(config, out_dir=out_dir)
-        json.dumps(result, allow_nan=True)
-        record = {"status": "ok", "result": result}
     except Exception as exc:
-        kind = "result-not-json" if isinstance(exc, TypeError) and "JSON" in str(exc) else "exception"
-        record = _error(kind, exc, exc.__traceback__)
+        record = _error("exception", exc, exc.__traceback__)
+    else:
+        try:
+            json.dumps(result, allow_nan=True)
+            record = {"status": "ok", "result": result}
+        except (TypeError, ValueError) as exc:
+            record = _error("result-not-json", exc, None)
+            record["error"] = f"the run function returned something JSON cannot hold: {record['error']}"
     record["wall_time"] = time.perf_counter() - start
     return record
 
