@@ -289,11 +289,24 @@ def test_cli_runs_a_spec_with_grid_axes_and_forced_values_and_resumes(tmp_path):
     assert "8 runs: 0 executed, 8 already finished, 0 failed" in again.stdout
 
 
+def test_cli_lists_the_settings_of_a_grid_given_on_the_command_line(tmp_path):
+    listed = cli("lr=[1e-4, 5e-3, 0.1]", "epochs=[5, 15]", "model_kwargs.hidden=[[100], [200], [200, 200]]",
+                 "--seeds", "3", "--list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "18 settings x 3 seeds = 54 runs"
+    assert lines[1] == "  0  lr=0.0001, epochs=5, model_kwargs.hidden=[100]"
+    assert lines[-1] == " 17  lr=0.1, epochs=15, model_kwargs.hidden=[200, 200]"
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_reports_failures_with_exit_status_1_and_bad_input_with_2(tmp_path):
     failed = cli("lr=[0.1, 2.0]", "epochs=[1]", "--out", "out", "--run", "test_sweep:fit", cwd=tmp_path)
     assert failed.returncode == 1
     assert "FAILED ValueError: lr=2.0 diverges" in failed.stderr
     bad = cli("spec.yaml", "--out", "out", cwd=tmp_path)
     assert bad.returncode == 2 and "expected a sweep spec ending in .toml or .json" in bad.stderr
+    no_out = cli("lr=[1]", cwd=tmp_path)
+    assert no_out.returncode == 2 and "--out DIR is required" in no_out.stderr
     bad_run = cli("lr=[1]", "--out", "out", "--run", "nowhere", cwd=tmp_path)
     assert bad_run.returncode == 2 and "expected MODULE:FUNCTION" in bad_run.stderr

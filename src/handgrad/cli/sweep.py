@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("items", nargs="*", metavar="SPEC | KEY=VALUES",
                    help="a spec file (.toml/.json) and/or grid axes KEY=[v1, v2, ...] (JSON values; "
                         "dotted keys reach into nested config tables)")
-    p.add_argument("--out", required=True, help="the sweep directory (created; reused to resume)")
+    p.add_argument("--out", help="the sweep directory (created; reused to resume); required unless --list")
+    p.add_argument("--list", action="store_true", help="print the settings and the number of runs, run nothing")
     p.add_argument("--seeds", type=int, metavar="N", help="train every setting from seeds 0..N-1 (overrides the spec)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="forced",
                    help="write VALUE (JSON, or a bare string) into every run's config, after the settings")
@@ -81,11 +82,27 @@ def _spec(items: list, seeds) -> dict:
     return spec
 
 
+def _list(spec: dict, forced: dict) -> None:
+    from ..sweep import expand
+    from ..sweep.report import label
+
+    runs = expand(spec, forced)
+    settings = {run.setting_index: run.overrides for run in runs}
+    print(f"{len(settings)} settings x {len(runs) // len(settings)} seeds = {len(runs)} runs")
+    for index, overrides in settings.items():
+        print(f"{index:3d}  {label(overrides)}")
+
+
 def run(args) -> int:
     from ..sweep import print_progress, run_sweep
 
     spec = _spec(args.items, args.seeds)
     forced = dict(_pair(item, "--set") for item in args.forced)
+    if args.list:
+        _list(spec, forced)
+        return 0
+    if not args.out:
+        raise UsageError("--out DIR is required (the sweep directory)")
     run_fn = _import(args.run_fn) if args.run_fn else None
     summary = run_sweep(spec, args.out, run_fn, n_jobs=args.jobs, scheduler=args.scheduler,
                         forced=forced, on_record=print_progress)
