@@ -12,7 +12,9 @@ Layout of a sweep directory::
 
 A run counts as finished when its ``result.json`` exists; calling ``run_sweep``
 again on the same directory executes only the other runs (resume). A run that
-failed is tried again on the next call.
+failed is tried again on the next call. The run id holds a hash of the run's
+whole config, so after the spec changes only the runs whose config changed are
+executed; runs no longer in the spec stay in ``runs/`` but leave the report.
 """
 from __future__ import annotations
 
