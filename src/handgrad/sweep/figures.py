@@ -3,14 +3,14 @@
 Each run's result carries its ``history`` in the format documented in
 ``handgrad/plots.py`` (``eval`` records with ``samples``, ``train_acc``,
 ``val_acc``, ...). For every setting, the runs of all its seeds go on one figure
-as mean +- std bands, one band per accuracy (train and validation/test), against
+as mean +- std bands, one band per accuracy (train and validation), against
 the training samples seen. With ``[sweep] facet``, the same panels are also
 arranged in one grid: a row per facet value, a column per setting in it.
 """
 from __future__ import annotations
 
-CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "evaluation set", "C1"))
-LOSS_METRICS = (("train_loss", "train", "C0"), ("val_loss", "evaluation set", "C1"))
+CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "validation", "C1"))
+LOSS_METRICS = (("train_loss", "train", "C0"), ("val_loss", "validation", "C1"))
 
 
 def _histories(results: list, setting: int) -> list:
@@ -36,6 +36,8 @@ def draw_setting(ax, histories: list, title: str) -> None:
     x = _x_axis(histories)
     for metric, name, color in metrics:
         plot_runs({name: histories}, metric=metric, x=x, ax=ax, colors=[color], title=title)
+    for line in ax.lines:  # a run evaluated once is a single point: show it
+        line.set(marker="o", markersize=3)
     ax.set_ylabel("accuracy" if metrics[0][0].endswith("_acc") else "loss")
     ax.title.set_fontsize(9)
 
