@@ -154,7 +154,9 @@ def _cell(row: dict, metric: str) -> str:
     stats = row["metrics"].get(metric)
     if stats is None:
         return "failed" if row["failed"] and not row["seeds"] else "-"
-    return f"{stats[0]:.4f}" if len(row["seeds"]) == 1 else f"{stats[0]:.4f} ± {stats[1]:.4f}"
+    digits = 1 if metric.endswith("time") else 4  # seconds to a tenth, accuracies and losses to 1e-4
+    mean, std = (f"{v:.{digits}f}" for v in stats)
+    return mean if len(row["seeds"]) == 1 else f"{mean} ± {std}"
 
 
 def table(rows: list) -> tuple:
