@@ -9,6 +9,8 @@ arranged in one grid: a row per facet value, a column per setting in it.
 """
 from __future__ import annotations
 
+import importlib.util
+
 CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "validation", "C1"))
 LOSS_METRICS = (("train_loss", "train", "C0"), ("val_loss", "validation", "C1"))
 
@@ -99,11 +101,7 @@ def facet_figure(out_dir, groups: dict, results: list, keys: list, label) -> tup
 
 
 def matplotlib_missing() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return True
-    return False
+    return importlib.util.find_spec("matplotlib") is None
 
 
 def compare_figure(out_dir, rows: list, results: list, metric: str, label) -> tuple:
