@@ -4,6 +4,7 @@ The runs here train a tiny logistic regression written out below (``fit``): it i
 deterministic given its config, cheap, and importable by name, so joblib's and
 Dask's worker processes can run it.
 """
+import html
 import json
 import os
 import subprocess
@@ -261,6 +262,15 @@ def test_report_draws_curves_per_setting_a_facet_grid_and_a_comparison(tmp_path)
     spec["sweep"]["compare"] = "accuracy"
     run_sweep(spec, tmp_path, fit)
     assert "No comparison of accuracy: series: unknown metric" in (tmp_path / "index.html").read_text()
+
+
+def test_without_matplotlib_the_report_has_its_tables_and_says_what_to_install(tmp_path, monkeypatch):
+    from handgrad.sweep import figures
+
+    monkeypatch.setattr(figures.importlib.util, "find_spec", lambda name: None)
+    run_sweep(SPEC, tmp_path, fit)
+    assert not (tmp_path / "curves").exists() and (tmp_path / "results.md").is_file()
+    assert 'need matplotlib: pip install "handgrad[plots]"' in html.unescape((tmp_path / "index.html").read_text())
 
 
 # --- command line -------------------------------------------------------------
