@@ -153,10 +153,13 @@ def test_joblib_and_dask_give_the_same_results_as_a_serial_run(tmp_path, dask_cl
     run_sweep(SPEC, tmp_path / "serial", fit)
     run_sweep(SPEC, tmp_path / "joblib", fit, n_jobs=2)
     run_sweep(SPEC, tmp_path / "dask", fit, client=dask_client)
+    run_sweep(SPEC, tmp_path / "address", fit, scheduler=dask_client.scheduler.address)
     serial, _ = results_by_run(tmp_path / "serial")
     assert len(serial) == 4
     assert results_by_run(tmp_path / "joblib") == (serial, [])
     assert results_by_run(tmp_path / "dask") == (serial, [])
+    assert results_by_run(tmp_path / "address") == (serial, [])
+    assert dask_client.status == "running"  # a client given is the caller's: left open
     assert len({json.dumps(r[1]) for r in serial.values()}) == 4  # the seeds and settings differ
 
 
