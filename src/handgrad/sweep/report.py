@@ -259,12 +259,13 @@ def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> 
         found = ([facet] if facet else []) + found
     notes = [f"Setting {setting}: no curves: {message}" for setting, message in problems]
     compare = sweep["spec"].get("sweep", {}).get("compare", [])
+    compared = []
     for metric in [compare] if isinstance(compare, str) else compare:
         try:
-            found.insert(0, figures.compare_figure(out_dir, rows, results, metric, label))
+            compared.append(figures.compare_figure(out_dir, rows, results, metric, label))
         except ValueError as exc:
             notes.append(f"No comparison of {metric}: {exc}")
-    return found, notes
+    return compared + found, notes
 
 
 def copy_best_run(out_dir: Path, run_id: str) -> bool:
