@@ -27,29 +27,23 @@ Backends:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import traceback
 import uuid
 from pathlib import Path
 
+from ..atomic import atomic_file
+
 TRACEBACK_FRAMES = 6
 
 
 def write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder + rename)."""
+    """Write ``data`` as JSON to ``path`` atomically, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=True)
+        f.write("\n")
 
 
 def read_json(path: Path):
