@@ -105,10 +105,11 @@ def best_setting(sweep: dict, rows: list, results: list) -> dict | None:
     pick = max if goal == "max" else min
     best = pick(scored, key=lambda row: row["metrics"][metric][0])
     mean, std = best["metrics"][metric]
-    run = pick((r for r in results if r["setting_index"] == best["setting"]), key=lambda r: final_metrics(r)[metric])
+    seeds = [(final_metrics(r).get(metric, math.nan), r) for r in results if r["setting_index"] == best["setting"]]
+    value, run = pick(((v, r) for v, r in seeds if not math.isnan(v)), key=lambda pair: pair[0])
     return {"metric": metric, "goal": goal, "mean": mean, "std": std, "setting": best["setting"],
             "overrides": best["overrides"], "seeds": best["seeds"], "label": label(best["overrides"]),
-            "run_id": run["run_id"], "run_seed": run["seed"], "run_value": final_metrics(run)[metric]}
+            "run_id": run["run_id"], "run_seed": run["seed"], "run_value": value}
 
 
 def _override_keys(rows: list) -> list:
