@@ -280,7 +280,8 @@ def test_without_matplotlib_the_report_has_its_tables_and_says_what_to_install(t
 
 
 def cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, "-m", "handgrad", "sweep", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
 
@@ -300,6 +301,15 @@ def test_cli_runs_a_spec_with_grid_axes_and_forced_values_and_resumes(tmp_path):
         {(lr, tag, 2) for lr in (0.1, 0.3) for tag in (1, 2)}
     again = cli(*args, cwd=tmp_path)
     assert "8 runs: 0 executed, 8 already finished, 0 failed" in again.stdout
+
+
+def test_cli_runs_on_a_dask_scheduler_and_matches_a_local_run(tmp_path, dask_client):
+    args = ["lr=[0.1, 0.2]", "epochs=[3]", "--seeds", "2", "--run", "test_sweep:fit"]
+    on_dask = cli(*args, "--out", "dask", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
+    assert on_dask.returncode == 0, on_dask.stderr
+    assert cli(*args, "--out", "local", "--jobs", "2", cwd=tmp_path).returncode == 0
+    assert results_by_run(tmp_path / "dask") == results_by_run(tmp_path / "local")
+    assert len(results_by_run(tmp_path / "dask")[0]) == 4
 
 
 def test_cli_lists_the_settings_of_a_grid_given_on_the_command_line(tmp_path):
