@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("items", nargs="*", metavar="SPEC | KEY=VALUES",
                    help="a spec file (.toml/.json) and/or grid axes KEY=[v1, v2, ...] (JSON values; "
                         "dotted keys reach into nested config tables)")
-    p.add_argument("--out", help="the sweep directory (created; reused to resume); required unless --list")
+    p.add_argument("--out", metavar="DIR", help="the sweep directory (created; reused to resume); required unless --list")
     p.add_argument("--list", action="store_true", help="print the settings and the number of runs, run nothing")
     p.add_argument("--seeds", type=int, metavar="N", help="train every setting from seeds 0..N-1 (overrides the spec)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="forced",
