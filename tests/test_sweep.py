@@ -172,6 +172,17 @@ def test_a_dead_dask_worker_is_reported_and_the_other_runs_finish(tmp_path, dask
     assert len(errors) == 2 and all(e["seed"] in (0, 1) for e in errors)
 
 
+def test_a_dead_joblib_worker_is_reported_finished_runs_are_kept_and_resume_completes(tmp_path):
+    summary = run_sweep(SPEC, tmp_path, crash_worker, n_jobs=2)
+    lost = {f["run_id"] for f in summary["failures"]}
+    assert all(f["kind"] == "worker-died" and "joblib worker pool stopped" in f["error"] for f in summary["failures"])
+    results, errors = results_by_run(tmp_path)
+    assert {e["run_id"] for e in errors} == lost and len(results) + len(lost) == 4
+    assert all(c["lr"] == 0.1 for c, _ in results.values())
+    again = run_sweep(SPEC, tmp_path, fit)
+    assert (again["executed"], again["failures"]) == (len(lost), [])
+
+
 def test_a_raising_run_is_reported_with_its_traceback_and_the_others_are_kept(tmp_path):
     spec = {"config": {"epochs": 2}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 5.0, 0.3]}}}
     summary = run_sweep(spec, tmp_path, fit, n_jobs=2)
