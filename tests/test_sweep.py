@@ -130,7 +130,7 @@ def test_classic_spec_has_the_four_models_at_their_three_settings():
                      ("mlp", [32, 32], 5, 3e-3), ("mlp", [32, 32], 40, 3e-3), ("mlp", [32, 32], 40, 0.05),
                      ("small_cnn", None, 5, 0.01), ("small_cnn", None, 10, 1e-3), ("small_cnn", None, 20, 1e-3)]
     assert all(r.config["batch_size"] == 100 and r.config["loss_reduction"] == "sum" and r.config["optimizer"] == "sgd"
-               and r.config["momentum"] == 0 and r.config["init"] == "xavier" and r.config["eval_every"] == 20000
+               and r.config["momentum"] == 0 and r.config["lr_decay"] == 1 and r.config["init"] == "xavier" and r.config["eval_every"] == 20000
                for r in runs)
 
 
