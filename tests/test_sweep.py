@@ -318,7 +318,8 @@ def test_cli_runs_on_a_dask_scheduler_and_matches_a_local_run(tmp_path, dask_cli
     args = ["lr=[0.1, 0.2]", "epochs=[3]", "--seeds", "2", "--run", "test_sweep:fit"]
     on_dask = cli(*args, "--out", "dask", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
     assert on_dask.returncode == 0, on_dask.stderr
-    assert cli(*args, "--out", "local", "--jobs", "2", cwd=tmp_path).returncode == 0
+    local = cli(*args, "--out", "local", "--jobs", "2", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
     assert results_by_run(tmp_path / "dask") == results_by_run(tmp_path / "local")
     assert len(results_by_run(tmp_path / "dask")[0]) == 4
 
