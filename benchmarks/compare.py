@@ -67,6 +67,27 @@ def _mlp_handgrad():
 register("mlp", Bench(128, _mlp_handgrad, _mlp_torch, image_batch((1, 28, 28))))
 
 
+def _lenet5_torch():
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(256, 120), t.ReLU(), t.Linear(120, 84), t.ReLU(), t.Linear(84, 10),
+    )
+
+
+def _small_cnn_torch():
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Conv2d(8, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(392, 32), t.ReLU(), t.Linear(32, 10),
+    )
+
+
+register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch((1, 28, 28))))
+register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
+
+
 def handgrad_steps(model, criterion, opt, x, y, steps: int) -> float:
     """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update)."""
     start = time.perf_counter()

@@ -3,7 +3,7 @@ import pytest
 
 import onnxruntime
 
-from handgrad import nn
+from handgrad import models, nn
 from handgrad.export import export_onnx
 
 
@@ -32,3 +32,36 @@ def test_unsupported_layer_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"layer '1' \(Weird\)"):
         export_onnx(nn.Sequential(nn.ReLU(), Weird()), (3,), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "small_cnn"])
+def test_zoo_cnns_match_onnxruntime(tmp_path, rng, name):
+    model = models.get_model(name).eval()
+    x = rng.random((3, 1, 28, 28), dtype=np.float32)
+    path = export_onnx(model, (1, 28, 28), tmp_path / f"{name}.onnx")
+    np.testing.assert_allclose(run_onnx(path, x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_pool_batchnorm_variants_match_onnxruntime(tmp_path, rng):
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, (3, 2), stride=2, padding="same", dilation=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding="same"), nn.Dropout2d(0.3),
+        nn.Conv2d(4, 3, 2, padding=1, dilation=2, bias=False), nn.AvgPool2d(2, stride=1, padding=1),
+        nn.Flatten(), nn.Linear(3 * 4 * 3, 6), nn.BatchNorm1d(6), nn.Linear(6, 2),
+    )
+    for bn in (model[1], model[9]):
+        bn.running_mean[...] = rng.standard_normal(bn.num_features)
+        bn.running_var[...] = rng.random(bn.num_features) + 0.5
+        bn.weight.data[...] = rng.standard_normal(bn.num_features)
+    model.eval()
+    x = rng.standard_normal((2, 2, 9, 7)).astype(np.float32)
+    path = export_onnx(model, (2, 9, 7), tmp_path / "cnn.onnx")
+    np.testing.assert_allclose(run_onnx(path, x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_conv1d_matches_onnxruntime(tmp_path, rng):
+    model = nn.Sequential(nn.Conv1d(3, 5, 3, padding="same"), nn.Tanh(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(5 * 5, 2))
+    x = rng.standard_normal((4, 3, 10)).astype(np.float32)
+    path = export_onnx(model, (3, 10), tmp_path / "c1.onnx")
+    assert model.training, "export must leave the model in the mode it found it"
+    np.testing.assert_allclose(run_onnx(path, x), model.eval()(x), rtol=1e-4, atol=1e-5)

@@ -5,3 +5,5 @@ from . import gradcheck, optim, scalar
 from .backend import get_default_dtype, manual_seed, set_default_dtype
 
 __version__ = "0.1.0"
+from . import models
+from .summary import summary

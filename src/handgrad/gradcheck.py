@@ -209,6 +209,19 @@ def library_cases() -> list:
         GradCase("Flatten", nn.Flatten, (2, 3, 2, 2)),
         GradCase("Dropout p=0.3 train", lambda: nn.Dropout(0.3), (4, 6)),
         GradCase("Dropout p=0.3 eval", lambda: nn.Dropout(0.3), (4, 6), train=False),
+        GradCase("Conv2d stride=2 padding=same dilation=(1,2)", lambda: nn.Conv2d(
+            2, 3, (3, 2), stride=2, padding="same", dilation=(1, 2)), (2, 2, 5, 6)),
+        GradCase("Conv1d padding=1 no bias", lambda: nn.Conv1d(2, 3, 3, padding=1, bias=False), (2, 2, 7)),
+        GradCase("MaxPool2d 3x3 stride 2 padding 1", lambda: nn.MaxPool2d(3, 2, 1), (2, 2, 5, 6)),
+        GradCase("AvgPool2d 2x2 padding=same", lambda: nn.AvgPool2d(2, padding="same"), (2, 2, 5, 5)),
+        GradCase("MaxPool1d 3 stride 1", lambda: nn.MaxPool1d(3, 1), (2, 2, 7)),
+        # uniform inputs: a standard normal x would equal the seeded dout, and for
+        # dout = x batch norm's dL/dx is exactly zero
+        GradCase("BatchNorm1d train", lambda: nn.BatchNorm1d(3), lambda rng: rng.uniform(-2, 2, (4, 3))),
+        GradCase("BatchNorm1d train 3-D", lambda: nn.BatchNorm1d(2), lambda rng: rng.uniform(-2, 2, (3, 2, 4))),
+        GradCase("BatchNorm2d train", lambda: nn.BatchNorm2d(2), lambda rng: rng.uniform(-2, 2, (3, 2, 2, 3))),
+        GradCase("BatchNorm2d eval", lambda: nn.BatchNorm2d(2), (3, 2, 2, 3), train=False),
+        GradCase("Dropout2d p=0.5 train", lambda: nn.Dropout2d(0.5), (3, 4, 2, 2)),
         GradCase("Sequential MLP", lambda: nn.Sequential(
             nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)), (5, 4)),
         GradCase("CrossEntropyLoss labels mean", nn.CrossEntropyLoss, (6, 4), labels(6, 4)),

@@ -9,7 +9,9 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("gradcheck", "sweep")
+COMMANDS = ("gradcheck",)
+COMMANDS += ("summary",)
+COMMANDS += ("sweep",)
 
 
 class UsageError(Exception):

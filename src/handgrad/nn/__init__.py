@@ -4,3 +4,8 @@ from .dropout import Dropout, Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter, Sequential
+from . import functional
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv1d, Conv2d
+from .dropout import Dropout2d
+from .pool import AvgPool2d, MaxPool1d, MaxPool2d

@@ -1,9 +1,10 @@
-"""Dropout and Flatten."""
+"""Dropout, Dropout2d and Flatten."""
 from __future__ import annotations
 
 from ..backend import get_rng
-from ..ops import dropout_backward, dropout_forward
+from ..ops import dropout2d_forward, dropout_backward, dropout_forward
 from .module import Module
+from .validate import check_rank
 
 
 class Dropout(Module):
@@ -23,6 +24,33 @@ class Dropout(Module):
             self._cache = None
             return x
         out, self._cache = dropout_forward(x, self.p, get_rng(self._rng))
+        return out
+
+    def backward(self, dout):
+        return dout if self._cache is None else dropout_backward(dout, self._cache)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """Channel-wise inverted dropout on (N, C, H, W) or (N, C, L) inputs: in training,
+    zero each whole channel of each sample with probability ``p`` and scale the rest
+    by 1/(1-p); in eval mode, the identity."""
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1), got {p}")
+        self.p = p
+        self._rng = None if rng is None else get_rng(rng)
+
+    def forward(self, x):
+        check_rank(self, x, (3, 4), "(N, C, L) or (N, C, H, W)")
+        if not self.training or self.p == 0.0:
+            self._cache = None
+            return x
+        out, self._cache = dropout2d_forward(x, self.p, get_rng(self._rng))
         return out
 
     def backward(self, dout):

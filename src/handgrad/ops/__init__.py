@@ -10,3 +10,10 @@ from .linear import linear_backward, linear_forward
 from .losses import (
     mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
 )
+from .conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
+from .dropout import dropout2d_forward
+from .norm import batch_norm_backward, batch_norm_forward
+from .pool import (
+    avg_pool2d_backward, avg_pool2d_forward, max_pool1d_backward, max_pool1d_forward,
+    max_pool2d_backward, max_pool2d_forward,
+)

@@ -22,3 +22,18 @@ def dropout_forward(x, p, rng):
 def dropout_backward(dout, mask):
     """dx = dout * mask"""
     return dout * mask
+
+
+def dropout2d_forward(x, p, rng):
+    """Channel-wise inverted dropout for (N, C, ...) inputs: every channel of every
+    sample is kept whole with probability q = 1 - p, or zeroed whole:
+
+        mask[n, c] ~ Bernoulli(q) / q,   out[n, c, ...] = x[n, c, ...] * mask[n, c]
+
+    (Tompson et al., 2015: neighbouring pixels are correlated, so dropping single
+    pixels hardly regularises a convolutional layer.)
+    """
+    q = 1.0 - p
+    shape = x.shape[:2] + (1,) * (x.ndim - 2)
+    mask = (rng.random(shape, dtype=x.dtype) < q) * x.dtype.type(1.0 / q)
+    return x * mask, mask

@@ -1,0 +1,177 @@
+"""Convolution kernels (cross-correlation, as in every deep-learning library) via im2col.
+
+Notation for Conv2d: x (N, C, H, W), weight w (F, C, KH, KW), bias b (F,),
+stride (sh, sw), dilation (dh, dw), padding ((top, bottom), (left, right)),
+out (N, F, OH, OW) with OH = floor((H + top + bottom - dh(KH-1) - 1) / sh) + 1
+(likewise OW). With xp the zero-padded input,
+
+    out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] * xp[n, c, sh*i + dh*p, sw*j + dw*q]
+
+im2col gathers, for every output pixel, the C*KH*KW input values it sees into
+one column, so the whole layer is one matrix product per sample:
+
+    cols[n] = im2col(xp[n])            (KH*KW*C, OH*OW)
+    out[n]  = W2 @ cols[n] + b         W2 = w with its axes ordered (F, KH, KW, C), as (F, KH*KW*C)
+
+The columns are built from a strided *view* of xp (no index arrays), copied
+once into the layout the matrix product wants. Their rows run over (p, q, c),
+kernel offset first, so that each offset's block of rows is one slab; and
+they are 'wide' (see :func:`conv2d_forward`), so that each slab is one
+strided slice of the flattened image.
+
+Gradients, as matrix products and, equivalently, as convolutions:
+
+    dL/db[f] = sum_{n, i, j} dout[n, f, i, j]
+    dL/dW2   = sum_n dout[n] @ cols[n]^T
+             i.e. dL/dw[f, c, p, q] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, sh*i + dh*p, sw*j + dw*q]
+             -- a cross-correlation of the input with the output gradient
+                (dout acting as a kernel dilated by the stride, w's dilation as stride);
+    dcols[n] = W2^T @ dout[n],  dL/dxp = col2im(dcols)
+             i.e. dL/dxp[n, c, y, x] = sum_{f, p, q} w[f, c, p, q] * dout_s[n, f, y - dh*p, x - dw*q]
+             -- a *full* convolution of the stride-dilated output gradient dout_s
+                with the kernel (the kernel flipped, relative to cross-correlation),
+    and dL/dx is dL/dxp with the padding cropped away.
+
+col2im adds the column gradients back onto the padded input. Done
+separably (see :func:`_input_gradient`): KW shifted copies of dout_s and
+one matrix product per sample sum over f and q; a loop over the KH kernel
+rows adds the row blocks. Loops run over kernel offsets, never over pixels
+or samples.
+
+Conv1d is Conv2d on (N, C, 1, L) inputs with (F, C, 1, K) kernels.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+
+
+class _Geometry:
+    """Sizes of the 'wide' im2col layout (see ``conv2d_forward``) for one layer call."""
+
+    def __init__(self, x_shape, kernel, stride, padding, dilation):
+        (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+        (top, bottom), (left, right) = padding
+        n, c, h, w = x_shape
+        hp, wp = h + top + bottom, w + left + right
+        self.oh = (hp - dh * (kh - 1) - 1) // sh + 1
+        self.ow = (wp - dw * (kw - 1) - 1) // sw + 1
+        # widen the padded rows to a multiple of sw, so stepping sw along the flat
+        # image moves one output column and R steps move sh rows down
+        self.width = wp + (-wp) % sw
+        self.row = sh * self.width // sw  # R: output columns per wide output row (>= ow)
+        # sh extra zero rows at the bottom keep the wide columns' reads in bounds
+        self.height = hp + sh
+        self.padded = (n, c, self.height, self.width)
+        self.sw, self.t = sw, self.oh * self.row
+        self.stride, self.dilation, self.hp, self.wp = stride, dilation, hp, wp
+        self.top, self.left, self.h, self.w = top, left, h, w
+
+
+def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """out = W2 @ im2col(pad(x)) + b per sample (see the module docstring).
+
+    The columns are 'wide': the padded image is flattened to one axis of
+    rows of length ``width``, and output pixel (i, j) of kernel offset (p, q)
+    reads flat position  dh*p*width + dw*q + sw*(i*R + j)  with
+    R = sh*width/sw. So each offset's column block is one strided 1-D slice,
+    copied with long contiguous runs, at the price of R - OW junk columns per
+    output row that the matrix product computes and the result drops. The
+    rows of cols (and columns of W2) run over (p, q, c), kernel offset first.
+
+    Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW).
+    """
+    xp = array_module(x)
+    n, c, _, _ = x.shape
+    f, _, kh, kw = w.shape
+    g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
+    padded = xp.zeros(g.padded, dtype=x.dtype)
+    padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
+    s_n, s_c, _, s_w = padded.strides
+    dh, dw = dilation
+    windows = xp.lib.stride_tricks.as_strided(
+        padded, (n, kh, kw, c, g.t), (s_n, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
+    )
+    cols = xp.ascontiguousarray(windows).reshape(n, kh * kw * c, g.t)
+    w2 = w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c)
+    wide = xp.matmul(w2, cols)
+    if b is not None:
+        wide += b[:, None]
+    # a view that drops the junk columns: the next layer reads it once, no copy needed here
+    out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
+    return out, (g, cols, w2, w, b is not None)
+
+
+def conv2d_backward(dout, cache, input_grad=True):
+    """Returns (dx, dw, db): db = sum over n, i, j of dout; dW2 = sum_n dout[n] cols[n]^T;
+    dx from :func:`_input_gradient`. db is None without a bias; dx is None with
+    ``input_grad=False`` (for a first layer, whose input is data). Shapes as the inputs.
+
+    For dW, dout is spread into the wide layout with zeros in the junk columns,
+    so the junk columns of cols add nothing.
+    """
+    g, cols, w2, w, has_bias = cache
+    xp = array_module(dout)
+    n, f, _, _ = dout.shape
+    _, c, kh, kw = w.shape
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
+    wide[..., :g.ow] = dout
+    # dW2^T = sum_n cols[n] dout[n]^T: BLAS is faster with the long KH*KW*C side first
+    dw2 = xp.matmul(cols, wide.reshape(n, f, g.t).transpose(0, 2, 1)).sum(axis=0)
+    dw = dw2.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
+    if not input_grad:
+        return None, dw, db
+    return _input_gradient(dout, w, g), dw, db
+
+
+def _input_gradient(dout, w, g):
+    """dL/dx = crop(col2im(W2^T dout)), the full convolution of the stride-dilated
+    dout_s with the kernel, computed in two separable steps:
+
+    1. KW shifted copies of dout_s (shifted by dw*q along the flat padded image)
+       stacked into one matrix D (KW*F, area): a 1-D im2col of dout along rows;
+    2. one matrix product per sample, (KH*C, KW*F) @ D, sums over f and q at once,
+       leaving KH row blocks; col2im adds block p at row offset dh*p: a loop
+       over the KH kernel rows.
+
+    So the KH*KW kernel offsets take KW copies and KH additions instead of
+    KH*KW additions. The channels of a sample are laid end to end in one flat
+    axis (area = HP*WP each), so every step moves one slice per sample; a
+    nonzero entry never crosses a row or channel boundary, because dout_s is
+    nonzero only where the whole kernel fits in the padded image.
+    """
+    xp = array_module(dout)
+    n, f, _, _ = dout.shape
+    _, c, kh, kw = w.shape
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    hp, wp, area = g.hp, g.wp, g.hp * g.wp
+    lead = dw * (kw - 1)  # zeros before the image, read by the largest shift
+    extra = -(-lead // wp)
+    spread = xp.zeros((n, f, extra + hp, wp), dtype=dout.dtype)
+    spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout
+    flat = spread.reshape(n, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
+    s_n, s_f, s_e = flat.strides
+    # shifted[n, k, f, s] = dout_s[n, f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
+    shifted = xp.lib.stride_tricks.as_strided(flat, (n, kw, f, area), (s_n, dw * s_e, s_f, s_e), writeable=False)
+    d = xp.ascontiguousarray(shifted).reshape(n, kw * f, area)
+    w3 = w[:, :, :, ::-1].transpose(2, 1, 3, 0).reshape(kh * c, kw * f)
+    row_blocks = xp.matmul(w3, d).reshape(n, kh, c * area)
+    dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
+    dflat[:, :c * area] = row_blocks[:, 0]
+    dflat[:, c * area:] = 0
+    for p in range(1, kh):
+        dflat[:, dh * p * wp:dh * p * wp + c * area] += row_blocks[:, p]
+    dxp = dflat[:, :c * area].reshape(n, c, hp, wp)
+    return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w]
+
+
+def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1):
+    """Conv2d on (N, C, 1, L): x (N, C, L), w (F, C, K), b (F,) or None -> out (N, F, OL)."""
+    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, stride), ((0, 0), padding), (1, dilation))
+    return out[:, :, 0, :], cache
+
+
+def conv1d_backward(dout, cache, input_grad=True):
+    """(dx, dw, db) of :func:`conv1d_forward`, through :func:`conv2d_backward`."""
+    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, input_grad)
+    return (dx[:, :, 0, :] if input_grad else None), dw[:, :, 0, :], db

@@ -1,0 +1,84 @@
+"""Batch normalisation kernels (Ioffe & Szegedy, 2015).
+
+Statistics are per channel (axis 1) over every other axis: for x of shape
+(N, C) that is the batch, for (N, C, L) or (N, C, H, W) the batch and the
+spatial positions. With M = number of values per channel:
+
+Training:
+    mu = (1/M) sum x,   var = (1/M) sum (x - mu)^2   (biased, as PyTorch normalises)
+    xhat = (x - mu) / sqrt(var + eps),   out = gamma * xhat + beta
+
+    dL/dbeta  = sum dout,   dL/dgamma = sum dout * xhat
+    dL/dx     = (1 / (M sqrt(var + eps))) * (M g - sum g - xhat * sum(g * xhat)),   g = dout * gamma
+
+(the two sums are what mu and var contribute: every x moves the mean and the variance).
+
+Evaluation uses fixed running statistics, so the layer is a per-channel affine map:
+    out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+    dL/dx = dout * gamma / sqrt(running_var + eps)
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..backend import array_module
+
+
+class BatchNormCache(NamedTuple):
+    xhat: object
+    inv_std: object
+    gamma: object
+    axes: tuple
+    mean: object  # batch mean (training) or running mean (eval), shape (C,)
+    var: object  # biased batch variance (training) or running variance (eval), shape (C,)
+    training: bool
+
+
+def _channel_shape(x):
+    shape = [1] * x.ndim
+    shape[1] = x.shape[1]
+    return tuple(shape)
+
+
+def _reduce_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
+    """Normalise x per channel with batch statistics, or with ``running_mean``/``running_var`` when given.
+
+    Shapes: x (N, C, ...), gamma and beta (C,) or None (no affine part),
+    running statistics (C,). Returns (out, cache); ``cache.mean`` and
+    ``cache.var`` hold the statistics used, from which a layer updates its
+    running averages.
+    """
+    xp = array_module(x)
+    axes, shape = _reduce_axes(x), _channel_shape(x)
+    training = running_mean is None
+    if training:
+        mean = x.mean(axis=axes)
+        centered = x - mean.reshape(shape)
+        var = (centered * centered).mean(axis=axes)
+    else:
+        mean, var = running_mean, running_var
+        centered = x - mean.reshape(shape)
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    xhat = centered * inv_std.reshape(shape)
+    out = xhat if gamma is None else xhat * gamma.reshape(shape) + beta.reshape(shape)
+    return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training)
+
+
+def batch_norm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part."""
+    xhat, inv_std, gamma, axes, _, _, training = cache
+    shape = _channel_shape(dout)
+    g = dout if gamma is None else dout * gamma.reshape(shape)
+    dgamma = (dout * xhat).sum(axis=axes) if gamma is not None else None
+    dbeta = dout.sum(axis=axes) if gamma is not None else None
+    if not training:
+        return g * inv_std.reshape(shape), dgamma, dbeta
+    m = dout.size // dout.shape[1]
+    sum_g = g.sum(axis=axes).reshape(shape)
+    sum_gx = (g * xhat).sum(axis=axes).reshape(shape)
+    dx = (g * m - sum_g - xhat * sum_gx) * (inv_std.reshape(shape) / m)
+    return dx, dgamma, dbeta

@@ -1,0 +1,168 @@
+"""Max and average pooling kernels.
+
+Notation: x (N, C, H, W), kernel (KH, KW), stride (sh, sw), padding
+((top, bottom), (left, right)); out (N, C, OH, OW) with
+OH = floor((H + top + bottom - KH) / sh) + 1 (likewise OW). For kernel offset
+(p, q) let v_pq = xp[:, :, p + sh*i, q + sw*j] over all output pixels (i, j):
+a strided view of the padded input xp.
+
+Max pooling (padding with -inf, so padding never wins):
+
+    out = max_{p, q} v_pq,   k* = the first offset (row-major) attaining the max
+    dL/dx[n, c, p* + sh*i, q* + sw*j] += dout[n, c, i, j]
+
+Each gradient goes to exactly one input, the position of the maximum (the
+first one on ties, as PyTorch). Overlapping windows (stride < kernel) may send
+several gradients to the same input; they add up.
+
+Average pooling (zeros padding, counted in the divisor as PyTorch's default
+``count_include_pad=True``):
+
+    out = (1 / (KH KW)) sum_{p, q} v_pq,   dL/dx at every window position += dout / (KH KW)
+
+Both are separable: pool along each row first (KW offsets, stride sw), then
+down the columns of the result (KH offsets, stride sh). Forward and backward
+loop over those KH + KW offsets, each pass moving a whole slab through a
+strided slice: no loops over pixels, no np.add.at.
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+
+
+def _pad(x, padding, value=0):
+    """Pad the last two axes of an NCHW array by ((top, bottom), (left, right))."""
+    (top, bottom), (left, right) = padding
+    if top == bottom == left == right == 0:
+        return x
+    xp = array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _unpad(x, padding):
+    (top, bottom), (left, right) = padding
+    return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
+
+
+def _out_hw(shape, kernel, stride, padding):
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel, stride, padding
+    return (shape[2] + top + bottom - kh) // sh + 1, (shape[3] + left + right - kw) // sw + 1
+
+
+def _window_slice(axis, offset, stride, n_out):
+    """Index selecting, along ``axis``, positions offset + stride * i for i < n_out."""
+    index = [slice(None)] * 4
+    index[axis] = slice(offset, offset + stride * (n_out - 1) + 1, stride)
+    return tuple(index)
+
+
+def _max_along(x, axis, kernel, stride, n_out):
+    """1-D max pooling along ``axis``: (max, argmax offset), the first offset on ties."""
+    xp = array_module(x)
+    out = x[_window_slice(axis, 0, stride, n_out)]
+    index = xp.uint8 if kernel <= 256 else xp.int32
+    argmax = None
+    for k in range(1, kernel):
+        v = x[_window_slice(axis, k, stride, n_out)]
+        greater = v > out  # strict, so on ties the earlier offset keeps the gradient
+        out = xp.maximum(out, v)
+        # offsets come in increasing order, so "set to k where greater" is a maximum;
+        # arithmetic on the mask is much faster than a masked write
+        step = greater.view(xp.uint8) if index is xp.uint8 else greater.astype(index)
+        argmax = step if argmax is None else xp.maximum(argmax, step * index(k), out=argmax)
+    if argmax is None:  # a kernel of 1: every window is one element
+        return out.copy(), xp.zeros(out.shape, dtype=index)
+    return out, argmax
+
+
+def _max_along_backward(dout, argmax, axis, kernel, stride, size):
+    """Send each gradient of :func:`_max_along` to its argmax; ``size`` is the input length along ``axis``."""
+    xp = array_module(dout)
+    shape = list(dout.shape)
+    shape[axis] = size
+    # windows that tile the axis exactly write every slot once: no zeros needed
+    tiled = stride == kernel and size == kernel * dout.shape[axis]
+    dx = (xp.empty if tiled else xp.zeros)(shape, dtype=dout.dtype)
+    for k in range(kernel):
+        index = _window_slice(axis, k, stride, dout.shape[axis])
+        if stride >= kernel:  # windows do not overlap: every input slot is written once at most
+            xp.multiply(dout, argmax == k, out=dx[index])
+        else:
+            dx[index] += xp.where(argmax == k, dout, dout.dtype.type(0))
+    return dx
+
+
+def max_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
+    """out[n, c, i, j] = max of the (KH, KW) window at (sh*i, sw*j) of the -inf-padded input.
+
+    The max is separable: first along each row (KW offsets, stride sw), then
+    down the columns of those row maxima (KH offsets, stride sh), so forward
+    and backward make KH + KW passes instead of KH * KW. Taking the first
+    maximum in each pass gives the first maximum of the window in row-major
+    order, PyTorch's tie rule.
+
+    Shapes: x (N, C, H, W) -> out (N, C, OH, OW).
+    """
+    xp = array_module(x)
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = _out_hw(x.shape, kernel, stride, padding)
+    xpad = _pad(x, padding, value=-xp.inf)
+    row_max, col_arg = _max_along(xpad, 3, kw, sw, ow)
+    out, row_arg = _max_along(row_max, 2, kh, sh, oh)
+    return out, (x.shape, xpad.shape, col_arg, row_arg, kernel, stride, padding)
+
+
+def max_pool2d_backward(dout, cache):
+    """dx: each dout[n, c, i, j] added at the position of its window's maximum."""
+    x_shape, pad_shape, col_arg, row_arg, (kh, kw), (sh, sw), padding = cache
+    d_row_max = _max_along_backward(dout, row_arg, 2, kh, sh, pad_shape[2])
+    dxp = _max_along_backward(d_row_max, col_arg, 3, kw, sw, pad_shape[3])
+    return _unpad(dxp, padding)
+
+
+def _sum_along(x, axis, kernel, stride, n_out):
+    """1-D sum pooling along ``axis``."""
+    out = x[_window_slice(axis, 0, stride, n_out)].copy()
+    for k in range(1, kernel):
+        out += x[_window_slice(axis, k, stride, n_out)]
+    return out
+
+
+def _sum_along_backward(dout, axis, kernel, stride, size):
+    """Every input position of a window gets the window's gradient."""
+    xp = array_module(dout)
+    shape = list(dout.shape)
+    shape[axis] = size
+    dx = xp.zeros(shape, dtype=dout.dtype)
+    for k in range(kernel):
+        dx[_window_slice(axis, k, stride, dout.shape[axis])] += dout
+    return dx
+
+
+def avg_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
+    """out[n, c, i, j] = mean of the (KH, KW) window at (sh*i, sw*j) of the zero-padded input,
+    summed along rows and then down columns (KH + KW passes)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = _out_hw(x.shape, kernel, stride, padding)
+    xpad = _pad(x, padding)
+    out = _sum_along(_sum_along(xpad, 3, kw, sw, ow), 2, kh, sh, oh)
+    out *= x.dtype.type(1.0 / (kh * kw))
+    return out, (xpad.shape, kernel, stride, padding)
+
+
+def avg_pool2d_backward(dout, cache):
+    """dx: dout / (KH KW) added at every position of each window."""
+    pad_shape, (kh, kw), (sh, sw), padding = cache
+    share = dout * dout.dtype.type(1.0 / (kh * kw))
+    d_row_sum = _sum_along_backward(share, 2, kh, sh, pad_shape[2])
+    return _unpad(_sum_along_backward(d_row_sum, 3, kw, sw, pad_shape[3]), padding)
+
+
+def max_pool1d_forward(x, kernel, stride, padding=(0, 0)):
+    """Max pooling of (N, C, L) inputs: :func:`max_pool2d_forward` on (N, C, 1, L)."""
+    out, cache = max_pool2d_forward(x[:, :, None, :], (1, kernel), (1, stride), ((0, 0), padding))
+    return out[:, :, 0, :], cache
+
+
+def max_pool1d_backward(dout, cache):
+    return max_pool2d_backward(dout[:, :, None, :], cache)[:, :, 0, :]

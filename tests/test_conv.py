@@ -1,0 +1,257 @@
+"""Conv1d / Conv2d: finite differences (float64), PyTorch oracle (float32), shapes and bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from handgrad import nn
+from handgrad.gradcheck import check_module
+from handgrad.nn.functional import conv_output_size
+from oracle import assert_close, t
+
+
+def assert_gradients_match(module, x):
+    """Finite differences (float64) agree with backward for the input and every parameter."""
+    report = check_module(module, x)
+    assert max(report.values()) < 1e-6, report
+
+sizes = st.integers(1, 3)
+
+
+def tf_same(size, kernel, stride, dilation):
+    """TensorFlow's 'same' padding, written out independently of the library."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@st.composite
+def conv2d_cases(draw):
+    n, c, f = draw(sizes), draw(sizes), draw(sizes)
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.one_of(
+        st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)), st.sampled_from(["valid", "same"])
+    ))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    pads = (padding, padding) if isinstance(padding, int) else padding
+    if padding == "valid":
+        pads = (0, 0)
+    if padding != "same":
+        assume(all(s + 2 * p >= d * (k - 1) + 1 for s, p, d, k in zip((h, w), pads, dilation, kernel)))
+    # PyTorch's own 'same' is defined for stride 1 only; for the int forms pass ints when they are equal
+    to_arg = draw(st.booleans())
+    args = dict(
+        kernel_size=kernel[0] if to_arg and kernel[0] == kernel[1] else kernel,
+        stride=stride[0] if to_arg and stride[0] == stride[1] else stride,
+        dilation=dilation,
+        padding=padding,
+        bias=draw(st.booleans()),
+    )
+    return (n, c, h, w, f), args
+
+
+def torch_conv2d(x, weight, bias, args):
+    """PyTorch's conv2d with TensorFlow-style 'same' done as explicit asymmetric padding."""
+    stride = args["stride"] if isinstance(args["stride"], tuple) else (args["stride"],) * 2
+    padding = args["padding"]
+    if padding == "same":
+        k = weight.shape[2:]
+        (top, bottom), (left, right) = (tf_same(s, kk, st_, d) for s, kk, st_, d in
+                                        zip(x.shape[2:], k, stride, args["dilation"]))
+        x = TF.pad(x, (left, right, top, bottom))
+        padding = 0
+    return TF.conv2d(x, weight, bias, stride, padding, args["dilation"])
+
+
+@given(conv2d_cases())
+def test_conv2d_matches_torch(case):
+    (n, c, h, w, f), args = case
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2d(c, f, rng=rng, **args)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    out = layer(x)
+    tx, tw = t(x, True), t(layer.weight.data, True)
+    tb = t(layer.bias.data, True) if layer.bias is not None else None
+    ref = torch_conv2d(tx, tw, tb, args)
+    assert out.shape == tuple(ref.shape) and out.dtype == np.float32
+    assert_close(out, ref, 1e-5, "out")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ref.backward(t(dout))
+    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
+    if tb is not None:
+        assert_close(layer.bias.grad, tb.grad, 1e-4, "db")
+
+
+@given(conv2d_cases())
+def test_conv2d_finite_differences(case):
+    (n, c, h, w, f), args = case
+    rng = np.random.default_rng(1)
+    layer = nn.Conv2d(c, f, rng=rng, dtype=np.float64, **args)
+    assert_gradients_match(layer, rng.standard_normal((n, c, h, w)))
+
+
+@st.composite
+def conv1d_cases(draw):
+    n, c, f = draw(sizes), draw(sizes), draw(sizes)
+    k, s, d = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(st.one_of(st.integers(0, 3), st.sampled_from(["valid", "same"])))
+    length = draw(st.integers(1, 12))
+    p = padding if isinstance(padding, int) else 0
+    if padding != "same":
+        assume(length + 2 * p >= d * (k - 1) + 1)
+    return (n, c, length, f), dict(kernel_size=k, stride=s, dilation=d, padding=padding, bias=draw(st.booleans()))
+
+
+@given(conv1d_cases())
+def test_conv1d_matches_torch(case):
+    (n, c, length, f), args = case
+    rng = np.random.default_rng(2)
+    layer = nn.Conv1d(c, f, rng=rng, **args)
+    x = rng.standard_normal((n, c, length)).astype(np.float32)
+    out = layer(x)
+    tx, tw = t(x, True), t(layer.weight.data, True)
+    tb = t(layer.bias.data, True) if layer.bias is not None else None
+    xin, padding = tx, args["padding"]
+    if padding == "same":
+        xin = TF.pad(tx, tf_same(length, args["kernel_size"], args["stride"], args["dilation"]))
+        padding = 0
+    ref = TF.conv1d(xin, tw, tb, args["stride"], padding, args["dilation"])
+    assert_close(out, ref, 1e-5, "out")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ref.backward(t(dout))
+    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
+    if tb is not None:
+        assert_close(layer.bias.grad, tb.grad, 1e-4, "db")
+
+
+@given(conv1d_cases())
+def test_conv1d_finite_differences(case):
+    (n, c, length, f), args = case
+    rng = np.random.default_rng(3)
+    layer = nn.Conv1d(c, f, rng=rng, dtype=np.float64, **args)
+    assert_gradients_match(layer, rng.standard_normal((n, c, length)))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("size", [5, 6, 7, 28])
+def test_same_padding_at_stride_1_is_torch_same(kernel, size, rng):
+    layer = nn.Conv2d(2, 3, kernel, padding="same", dilation=(1, 2), rng=rng)
+    ref = torch.nn.Conv2d(2, 3, kernel, padding="same", dilation=(1, 2))
+    ref.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    x = rng.standard_normal((2, 2, size, size + 3)).astype(np.float32)
+    out = layer(x)
+    assert out.shape[2:] == x.shape[2:]
+    assert_close(out, ref(t(x)), 1e-5)
+
+
+@pytest.mark.parametrize("size,stride", [(7, 2), (8, 2), (28, 3), (5, 4)])
+def test_same_padding_with_stride_gives_ceil(size, stride, rng):
+    out = nn.Conv2d(1, 1, 3, stride=stride, padding="same", rng=rng)(np.zeros((1, 1, size, size), np.float32))
+    assert out.shape[2:] == (math.ceil(size / stride),) * 2
+
+
+def test_conv_output_size_formula():
+    assert conv_output_size(28, 5) == 24
+    assert conv_output_size(7, 3, stride=2, padding=1) == 4
+    assert conv_output_size(10, 3, stride=1, padding=0, dilation=2) == 6
+    assert conv_output_size(5, 2, stride=2, padding=(0, 1)) == 3
+    for size, k, s, p, d in [(9, 3, 2, 1, 2), (1, 1, 1, 0, 1), (12, 4, 3, 2, 1)]:
+        assert conv_output_size(size, k, s, p, d) == (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def test_kernel_larger_than_input_states_formula_and_numbers():
+    with pytest.raises(ValueError, match=r"D\(K-1\)\+1 = 2\*\(3-1\)\+1 = 5.*4\+0\+0 = 4"):
+        conv_output_size(4, 3, 1, 0, 2)
+    layer = nn.Conv2d(1, 2, 5)
+    with pytest.raises(ValueError, match=r"Conv2d: input shape \(1, 1, 4, 8\): kernel larger than the padded input"):
+        layer(np.zeros((1, 1, 4, 8), np.float32))
+
+
+def test_bad_input_errors(rng):
+    layer = nn.Conv2d(3, 4, 3)
+    with pytest.raises(ValueError, match=r"Conv2d: expected 3 input channels, got 2"):
+        layer(np.zeros((1, 2, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2d: expected a 4-D input \(N, C, H, W\), got shape \(3, 5, 5\)"):
+        layer(np.zeros((3, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"Conv1d: expected a 3-D input \(N, C, L\)"):
+        nn.Conv1d(1, 1, 3)(np.zeros((1, 1, 5, 5), np.float32))
+    for bad in (0, -1, (1, 0)):
+        with pytest.raises(ValueError, match=r"Conv2d: stride must be >= 1"):
+            nn.Conv2d(1, 1, 3, stride=bad)
+    with pytest.raises(ValueError, match=r"Conv2d: kernel_size must be >= 1"):
+        nn.Conv2d(1, 1, 0)
+    with pytest.raises(ValueError, match=r"Conv2d: padding must be >= 0"):
+        nn.Conv2d(1, 1, 3, padding=-1)
+    with pytest.raises(ValueError, match=r"Conv2d: padding must be an int, a tuple, 'valid' or 'same', got 'full'"):
+        nn.Conv2d(1, 1, 3, padding="full")
+    with pytest.raises(ValueError, match=r"Conv1d: kernel_size must be an int or a tuple of 1 ints"):
+        nn.Conv1d(1, 1, (3, 3))
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels and out_channels must be positive"):
+        nn.Conv2d(0, 1, 3)
+
+
+def test_weights_follow_torch_layout_and_names(rng):
+    layer = nn.Conv2d(3, 5, (2, 4), bias=False)
+    assert list(layer.state_dict()) == ["weight"] and layer.weight.shape == (5, 3, 2, 4)
+    assert nn.Conv1d(3, 5, 7).weight.shape == (5, 3, 7)
+    bound = 1 / math.sqrt(3 * 2 * 4)
+    assert np.abs(layer.weight.data).max() <= bound
+
+
+def test_dtype_preserved_and_backward_adds(rng):
+    layer = nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64)
+    x = rng.standard_normal((2, 2, 5, 5))
+    out = layer(x)
+    assert out.dtype == np.float64
+    dout = np.ones_like(out)
+    layer.backward(dout)
+    once = layer.weight.grad.copy()
+    layer(x)
+    layer.backward(dout)
+    np.testing.assert_allclose(layer.weight.grad, 2 * once)
+
+
+@pytest.mark.parametrize("layer_cls,shape", [(nn.Conv2d, (2, 3, 6, 5)), (nn.Conv1d, (2, 3, 7))])
+def test_input_grad_false_skips_dx_only(layer_cls, shape, rng):
+    full = layer_cls(3, 4, 3, padding=1, rng=0)
+    fast = layer_cls(3, 4, 3, padding=1, input_grad=False, rng=0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dout = rng.standard_normal(full(x).shape).astype(np.float32)
+    fast(x)
+    assert full.backward(dout).shape == x.shape
+    assert fast.backward(dout) is None
+    np.testing.assert_array_equal(fast.weight.grad, full.weight.grad)
+    np.testing.assert_array_equal(fast.bias.grad, full.bias.grad)
+
+
+@pytest.mark.parametrize("shape,f,args", [
+    ((1, 1, 5, 9), 1, dict(kernel_size=(2, 4))),  # one sample, one channel, non-square input and kernel
+    ((1, 1, 1, 7), 2, dict(kernel_size=(1, 3), stride=(1, 2), padding="same")),
+    ((2, 3, 4, 4), 2, dict(kernel_size=4)),  # the kernel covers the whole input: 1x1 output
+    ((1, 2, 9, 6), 3, dict(kernel_size=3, stride=3, dilation=(2, 1), padding=(1, 0), bias=False)),
+    ((3, 1, 7, 5), 1, dict(kernel_size=(3, 1), stride=(2, 3), padding="same")),
+])
+def test_conv2d_edge_shapes_match_torch(shape, f, args, rng):
+    layer = nn.Conv2d(shape[1], f, rng=rng, **args)
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx, tw = t(x, True), t(layer.weight.data, True)
+    tb = t(layer.bias.data, True) if layer.bias is not None else None
+    full = {"stride": 1, "dilation": 1, "padding": 0, **args}
+    if isinstance(full["dilation"], int):
+        full["dilation"] = (full["dilation"],) * 2
+    ref = torch_conv2d(tx, tw, tb, full)
+    out = layer(x)
+    assert_close(out, ref, 1e-5, "out")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ref.backward(t(dout))
+    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
