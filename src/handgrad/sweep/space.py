@@ -34,6 +34,11 @@ forced values (``--set`` on the command line) and finally ``seed`` written in.
 Nested dicts are merged key by key, so ``model_kwargs.hidden`` replaces only
 ``hidden`` inside ``model_kwargs``.
 
+Report options in ``[sweep]`` (see report.py): ``name`` and ``description`` (the
+page's title and text), ``facet`` (config keys: a table and a grid of curves with
+one row per value, e.g. ``["model"]``) and ``compare`` (metrics drawn for every
+setting on one figure, e.g. ``["val_acc"]``).
+
 Distributions for random search: ``choice = [v, ...]``, ``uniform = [lo, hi]``,
 ``log_uniform = [lo, hi]`` (uniform in log space, for learning rates),
 ``int_uniform = [lo, hi]`` (integers, both ends included).
