@@ -12,6 +12,7 @@ from .. import __version__
 COMMANDS = ("gradcheck",)
 COMMANDS += ("summary",)
 COMMANDS += ("train", "evaluate", "predict")
+COMMANDS += ("sweep",)
 
 
 class UsageError(Exception):
