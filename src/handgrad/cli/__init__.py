@@ -12,6 +12,8 @@ from .. import __version__
 COMMANDS = ("gradcheck",)
 COMMANDS += ("generate",)
 COMMANDS += ("summary",)
+COMMANDS += ("train", "evaluate", "predict")
+COMMANDS += ("sweep",)
 
 
 class UsageError(Exception):

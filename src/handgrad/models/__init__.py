@@ -3,6 +3,7 @@
 Each builder takes keyword arguments only and sets ``model.input_shape``
 (one sample's shape), which ``handgrad.summary`` uses by default.
 """
+from .cnn import cnn
 from .lenet import lenet5, small_cnn
 from .mlp import mlp
 from .char_lstm import char_lstm
@@ -12,6 +13,7 @@ MODELS["mlp"] = mlp
 MODELS["lenet5"] = lenet5
 MODELS["small_cnn"] = small_cnn
 MODELS["char_lstm"] = char_lstm
+MODELS["cnn"] = cnn
 
 
 def get_model(name: str, **kwargs):

@@ -1,0 +1,145 @@
+"""``run_sweep``: expand a spec into runs, skip the finished ones, execute the rest and
+write the report.
+
+Layout of a sweep directory::
+
+    sweep.json              the spec, the forced values and the list of runs
+    runs/<run_id>/
+        result.json         a finished run: its setting, seed, config, result, wall time
+        error.json          a failed run: its setting, seed, config, error, traceback
+        train/              whatever the run function wrote (its ``out_dir``)
+    results.csv, results.md, runs.csv, best.json, curves/, index.html   (see report.py)
+
+A run counts as finished when its ``result.json`` exists; calling ``run_sweep``
+again on the same directory executes only the other runs (resume). A run that
+failed is tried again on the next call. The run id holds a hash of the run's
+whole config, so after the spec changes only the runs whose config changed are
+executed; runs no longer in the spec stay in ``runs/`` but leave the report.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .execute import execute, read_json, write_json
+from .space import expand
+
+
+def load_spec(path) -> dict:
+    """Read a sweep spec from a ``.toml`` or ``.json`` file."""
+    path = Path(path)
+    if path.suffix == ".json":
+        with open(path) as f:
+            try:
+                return json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    if path.suffix != ".toml":
+        raise ValueError(f"{path}: expected a sweep spec ending in .toml or .json, got '{path.suffix}'")
+    try:
+        import tomllib
+    except ImportError:
+        raise ImportError(f"{path}: reading TOML needs Python 3.11 or newer (tomllib); use a .json spec") from None
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+
+
+def default_run_fn():
+    from ..train import train_from_config
+
+    return train_from_config
+
+
+def _run_dir(out_dir: Path, run) -> Path:
+    return out_dir / "runs" / run.run_id
+
+
+def _describe(run) -> dict:
+    return {
+        "run_id": run.run_id,
+        "setting_index": run.setting_index,
+        "seed": run.seed,
+        "overrides": run.overrides,
+        "config": run.config,
+    }
+
+
+def _check_jobs(n_jobs) -> None:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"run_sweep: n_jobs must be a positive int or -1 (all cores), got {n_jobs!r}")
+
+
+def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str | None = None, client=None,
+              forced: dict | None = None, on_record=None, report: bool = True) -> dict:
+    """Run every setting x seed of ``spec`` (see :mod:`handgrad.sweep.space`) into ``out_dir``.
+
+    ``run_fn(config, out_dir=...)`` trains one run and returns a JSON-able dict
+    (default: :func:`handgrad.train.train_from_config`). It must be importable by
+    name (a module-level function) when the runs execute in other processes.
+    ``n_jobs``, ``scheduler`` and ``client`` choose the backend (see
+    :mod:`handgrad.sweep.execute`). ``on_record(run, record, done, total)`` is
+    called as each run finishes. Returns a summary: how many runs there are, how
+    many were skipped as already finished, the failures, and the best setting.
+    """
+    _check_jobs(n_jobs)
+    out_dir = Path(out_dir)
+    runs = expand(spec, forced)
+    run_fn = run_fn or default_run_fn()
+    write_json(out_dir / "sweep.json", {
+        "spec": spec,
+        "forced": forced or {},
+        "runs": [{k: v for k, v in _describe(run).items() if k != "config"} for run in runs],
+    })
+    todo = [run for run in runs if not (_run_dir(out_dir, run) / "result.json").exists()]
+    failures = []
+    out_dirs = [str(_run_dir(out_dir, run) / "train") for run in todo]
+    for done, (run, record) in enumerate(execute(run_fn, todo, out_dirs, n_jobs, scheduler, client), start=1):
+        run_dir = _run_dir(out_dir, run)
+        entry = {**_describe(run), **record}
+        if record["status"] == "ok":
+            write_json(run_dir / "result.json", entry)
+            (run_dir / "error.json").unlink(missing_ok=True)
+        else:
+            write_json(run_dir / "error.json", entry)
+            failures.append({k: entry[k] for k in ("run_id", "overrides", "seed", "kind", "error")})
+        if on_record is not None:
+            on_record(run, record, done, len(todo))
+    summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures}
+    if report:
+        from .report import write_report
+
+        summary["best"] = write_report(out_dir)
+    return summary
+
+
+def print_progress(run, record, done: int, total: int, file=sys.stderr) -> None:
+    """An ``on_record`` callback printing one line per finished run."""
+    if record["status"] == "ok":
+        result = record["result"]
+        metrics = ", ".join(
+            f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ) if isinstance(result, dict) else ""
+        print(f"[{done}/{total}] {run.run_id} ok {metrics} ({record['wall_time']:.1f} s)", file=file, flush=True)
+    else:
+        print(f"[{done}/{total}] {run.run_id} FAILED {record['error']}", file=file, flush=True)
+
+
+def load_runs(out_dir) -> tuple:
+    """``(sweep, results, errors)`` of a sweep directory: its sweep.json and the records
+    of its runs that finished and that failed (runs not yet executed are in neither)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "sweep.json").exists():
+        raise FileNotFoundError(f"{out_dir}: not a sweep directory (no sweep.json)")
+    sweep = read_json(out_dir / "sweep.json")
+    results, errors = [], []
+    for run in sweep["runs"]:
+        run_dir = out_dir / "runs" / run["run_id"]
+        if (run_dir / "result.json").exists():
+            results.append(read_json(run_dir / "result.json"))
+        elif (run_dir / "error.json").exists():
+            errors.append(read_json(run_dir / "error.json"))
+    return sweep, results, errors

@@ -1,0 +1,127 @@
+"""One training run from a configuration dict: what ``handgrad train`` and sweeps call."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from .. import backend
+from ..io import save_model
+from .build import build_loss, build_model, build_optimizer, check_names, data_options, load_data, model_kwargs
+from .checkpoint import FILENAME
+from .config import ConfigError, resolve_config
+from .evaluate import predict
+from .report import (images_html, pre, write_curves, write_evaluation, write_html, write_json,
+                     write_metrics)
+from .trainer import Trainer
+
+RESUMABLE = ("epochs", "print_every")
+
+
+def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bool = False) -> dict:
+    """Train one model as ``config`` says (keys: :data:`handgrad.train.config.DEFAULTS`).
+
+    The run is deterministic given ``config["seed"]``: the same config gives the
+    same history and weights. With ``out_dir`` the run directory is written (see
+    :mod:`handgrad.train.report`); with ``resume=True`` the run saved in
+    ``out_dir`` continues from its checkpoint, with the configuration saved
+    there (only ``epochs`` and ``print_every`` may be changed).
+
+    Returns a JSON-able dict ``{"config", "history", "test_accuracy",
+    "best_val_accuracy", "wall_time"}`` (seconds, this call only).
+    """
+    start = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    if resume:
+        config = _resume_config(out, config)
+    if config.get("data") is None:
+        from ..data import default_dataset
+
+        config = {**config, "data": default_dataset()}
+    cfg = resolve_config(config)
+    check_names(cfg)
+
+    backend.manual_seed(cfg["seed"])
+    dataset, train, val, test = load_data(cfg)
+    cfg["data"] = dataset.name
+    kwargs = model_kwargs(cfg, dataset)
+    cfg["model_kwargs"] = kwargs
+    model = build_model(cfg, kwargs)
+    loss = build_loss(cfg)
+    optimizer = build_optimizer(cfg, model.parameters())
+
+    on_eval = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg)
+
+        def on_eval(trainer, record):
+            write_metrics(out / "metrics.jsonl", trainer.history)
+
+    trainer = Trainer(
+        model, loss, optimizer, train, val, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+        lr_decay=cfg["lr_decay"], eval_every=cfg["eval_every"],
+        eval_train_fraction=cfg["eval_train_fraction"], test_data=test, print_every=cfg["print_every"],
+        clip_grad_norm=cfg["clip_grad_norm"], patience=cfg["patience"], checkpoint_dir=out,
+        seed=cfg["seed"], progress="none" if quiet else "auto", on_eval=on_eval, config=cfg,
+    )
+    history = trainer.fit(resume_from=out / FILENAME if resume else None)
+    result = {
+        "config": cfg,
+        "history": history,
+        "test_accuracy": trainer.test_accuracy,
+        "best_val_accuracy": trainer.best_val_acc if math.isfinite(trainer.best_val_acc) else None,
+        "wall_time": time.perf_counter() - start,
+    }
+    if out is not None:
+        _write_run(out, cfg, dataset, model, test, result)
+    return result
+
+
+def _resume_config(out, overrides: dict) -> dict:
+    if out is None:
+        raise ConfigError("resume: give the run directory to resume (--out RUN_DIR)")
+    saved_path = out / "config.json"
+    if not (out / FILENAME).is_file() or not saved_path.is_file():
+        raise FileNotFoundError(f"resume: {out} has no {FILENAME} and config.json to resume from")
+    saved = json.loads(saved_path.read_text())
+    changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and saved.get(k) != v)
+    if changed:
+        raise ConfigError(f"resume: {changed[0]!r} differs from the saved run's config.json "
+                          f"({saved.get(changed[0])!r}); only {', '.join(RESUMABLE)} can change")
+    return {**saved, **overrides}
+
+
+def _write_run(out: Path, cfg: dict, dataset, model, test, result: dict) -> None:
+    from ..summary import summary
+
+    save_model(out / "model.npz", model, {
+        "model": cfg["model"], "model_kwargs": cfg["model_kwargs"], "data": dataset.name,
+        "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
+        "seed": cfg["seed"], "data_kwargs": data_options(cfg), "test_accuracy": result["test_accuracy"],
+    })
+    write_metrics(out / "metrics.jsonl", result["history"])
+    write_json(out / "results.json", {k: result[k] for k in ("test_accuracy", "best_val_accuracy", "wall_time")})
+    X, y = test
+    pred = predict(model, X)
+    evaluation = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} test set")
+    curves = write_curves(out, result["history"])
+    table = str(summary(model, dataset.input_shape, print_table=False))
+    write_html(out / "report.html", f"handgrad run: {cfg['model']} on {dataset.name}", {
+        "test accuracy": f"{result['test_accuracy']:.4f}",
+        "best validation accuracy": "n/a" if result["best_val_accuracy"] is None
+        else f"{result['best_val_accuracy']:.4f}",
+        "wall time": f"{result['wall_time']:.1f} s",
+        "epochs": cfg["epochs"], "optimizer": f"{cfg['optimizer']} (lr {cfg['lr']:g})",
+        "batch size": cfg["batch_size"], "seed": cfg["seed"],
+    }, [
+        ("Learning curves", images_html(curves)),
+        ("Test set", evaluation["report"].to_html() + images_html(evaluation["plots"])),
+        ("Model", pre(table)),
+        ("Configuration", pre(_toml_like(cfg))),
+    ])
+
+
+def _toml_like(cfg: dict) -> str:
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in cfg.items())

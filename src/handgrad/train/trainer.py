@@ -1,0 +1,359 @@
+"""The Trainer: the classic "Solver" that runs the optimisation loop.
+
+One training iteration on a batch (x, y) is
+
+    out  = model(x)                  forward pass
+    L    = loss.forward(out, y)      scalar loss
+    optimizer.zero_grad()
+    model.backward(loss.backward())  dL/dparams ADDED into p.grad
+    optimizer.step()                 the only place weights change
+
+Around it the Trainer evaluates on the validation set (every epoch, or every
+``eval_every`` training samples), keeps the weights with the best validation
+accuracy and puts them back at the end, stops early when validation accuracy
+has not improved for ``patience`` evaluations, decays the learning rate,
+writes checkpoints, and stops with :class:`TrainingDiverged` as soon as the
+loss is NaN or inf.
+
+Exact resume. A checkpoint holds the model, optimizer and schedule states, the
+state of the global handgrad generator (dropout draws from it), the data
+loader's state at the start of the current epoch and how many of that epoch's
+batches are done, the history and every counter. ``fit(resume_from=path)``
+rebuilds all of it and skips the batches already trained on, so a run killed at
+any moment and resumed from its last checkpoint produces the same
+per-iteration losses and bitwise the same weights as a run never interrupted.
+
+The Trainer is generic: batches are whatever the loader yields as ``(x, y)``,
+the loss is any module with ``forward(out, y) -> float`` and ``backward()``, and
+accuracy is the argmax of the outputs over the last axis, so a sequence model
+with (N, T, C) outputs and (N, T) labels trains unchanged.
+
+History format (what :mod:`handgrad.plots` draws)::
+
+    {"iteration_loss": [float, ...],             one per training iteration
+     "eval": [{"epoch": float,                   epochs done (a fraction inside an epoch)
+               "iteration": int, "samples": int, optimizer steps, training samples seen
+               "train_loss", "train_acc",        on the fixed train subset
+               "val_loss", "val_acc"}, ...]}     None when there is no val set
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from ..backend import array_module
+from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .evaluate import evaluate
+from .progress import Progress
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the model output) became NaN or inf; the message names the
+    iteration and the learning rate, and where the last good checkpoint is."""
+
+
+def _check_data(name, data):
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError(f"Trainer: {name} must be a pair (X, y), got {type(data).__name__}")
+    X, y = data
+    if len(X) != len(y):
+        raise ValueError(f"Trainer: {name} has {len(X)} inputs but {len(y)} labels")
+    if len(X) == 0:
+        raise ValueError(f"Trainer: {name} is empty")
+    return X, y
+
+
+def _positive(name, value, kind=int):
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value <= 0:
+        raise ValueError(f"Trainer: {name} must be a positive {kind.__name__}, got {value!r}")
+    return value
+
+
+def get_lr(optimizer) -> float:
+    """The optimizer's learning rate (``optimizer.lr``)."""
+    return float(optimizer.lr)
+
+
+def set_lr(optimizer, lr: float) -> None:
+    optimizer.lr = lr
+
+
+class Trainer:
+    """Train ``model`` on ``train_data`` with ``optimizer``, minimising ``loss``.
+
+    Args:
+        model: a Module; ``model(x)`` gives outputs, ``model.backward(dout)`` gradients.
+        loss: a loss module (``forward(out, y) -> float``, ``backward() -> dout``).
+        optimizer: ``step()``, ``zero_grad()``, ``state_dict()``, ``load_state_dict()``, ``lr``.
+        train_data: ``(X, y)`` arrays (batched by ``handgrad.data.DataLoader``), or a
+            loader yielding ``(x, y)`` batches with ``__len__``, ``state_dict()`` and
+            ``load_state_dict()``.
+        val_data: ``(X, y)`` for validation, or None.
+        epochs: passes over the training data.
+        batch_size: samples per training batch.
+        scheduler: an object with ``step()`` (called once per epoch) and
+            ``state_dict()`` / ``load_state_dict()``.
+        lr_decay: the classic per-epoch multiplicative decay, ``lr <- lr * lr_decay``.
+        eval_every: None to evaluate after every epoch; an int N to evaluate each time
+            another N training samples have been seen, and once more at the end.
+        eval_train_fraction: train accuracy/loss are measured on a fixed random subset
+            of this fraction of the training set (chosen once, from ``seed``).
+        test_data: ``(X, y)`` evaluated once at the end with the restored best model.
+        print_every: log a line every this many iterations (plain log mode).
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        patience: stop after this many evaluations without a better val accuracy.
+        checkpoint_dir: write ``checkpoint.npz`` there every epoch and at each evaluation.
+        seed: seeds the global generator at the start of a fresh ``fit()``, the data
+            loader's shuffling and the train subset; None leaves the generator alone.
+        progress: ``'auto'`` (a bar on a terminal, log lines otherwise), ``'bar'``,
+            ``'log'`` or ``'none'``.
+        eval_batch_size: batch size for evaluation (default: max(batch_size, 256)).
+        on_eval: called as ``on_eval(trainer, record)`` after each evaluation.
+        config: JSON-able settings of the run, saved in every checkpoint (so that
+            ``handgrad evaluate`` can rebuild the model from a checkpoint alone).
+    """
+
+    def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
+                 scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
+                 test_data=None, print_every=100, clip_grad_norm=None, patience=None,
+                 checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
+                 config=None):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.epochs = _positive("epochs", epochs)
+        self.batch_size = _positive("batch_size", batch_size)
+        if scheduler is not None and lr_decay is not None:
+            raise ValueError("Trainer: give either scheduler or lr_decay, not both")
+        if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
+            raise ValueError(f"Trainer: lr_decay must be in (0, 1], got {lr_decay!r}")
+        self.scheduler, self.lr_decay = scheduler, lr_decay
+        self.eval_every = None if eval_every is None else _positive("eval_every", eval_every)
+        if not (isinstance(eval_train_fraction, (int, float)) and 0 < eval_train_fraction <= 1):
+            raise ValueError(f"Trainer: eval_train_fraction must be in (0, 1], got {eval_train_fraction!r}")
+        self.clip_grad_norm = None if clip_grad_norm is None else _positive("clip_grad_norm", clip_grad_norm, float)
+        self.patience = None if patience is None else _positive("patience", patience)
+        self.print_every = print_every
+        self.seed = seed
+        self.checkpoint_path = Path(checkpoint_dir) / FILENAME if checkpoint_dir is not None else None
+        self.progress = Progress(progress, print_every)
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.on_eval = on_eval
+        self.config = config
+
+        if hasattr(train_data, "state_dict") and hasattr(train_data, "__iter__"):
+            self.loader = train_data
+            self.train_eval_data = None
+        else:
+            X, y = _check_data("train_data", train_data)
+            from ..data import DataLoader
+
+            self.loader = DataLoader((X, y), batch_size, shuffle=True, drop_last=False, seed=seed)
+            n = len(X)
+            keep = max(1, int(round(eval_train_fraction * n)))
+            if keep < n:
+                idx = np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
+                self.train_eval_data = (X[idx], y[idx])
+            else:
+                self.train_eval_data = (X, y)
+        self.val_data = None if val_data is None else _check_data("val_data", val_data)
+        self.test_data = None if test_data is None else _check_data("test_data", test_data)
+
+        self.history = {"iteration_loss": [], "eval": []}
+        self.epoch = 0            # completed epochs
+        self.batch_in_epoch = 0   # batches of the current epoch already trained on
+        self.iteration = 0        # training iterations done
+        self.samples = 0          # training samples seen
+        self.best_val_acc = -math.inf
+        self.best_state = None
+        self.evals_since_best = 0
+        self.stopped_early = False
+        self.test_accuracy = None
+        self._epoch_start_loader_state = None
+
+    # -- the loop ------------------------------------------------------------
+    def fit(self, resume_from=None) -> dict:
+        """Train; returns the history. With ``resume_from`` (a checkpoint file), continue
+        the run saved there exactly as if it had never stopped."""
+        if resume_from is not None:
+            self._restore(load_checkpoint(resume_from))
+        elif self.seed is not None:
+            backend.manual_seed(self.seed)
+        self.model.train()
+        batches = len(self.loader)
+        while self.epoch < self.epochs and not self.stopped_early:
+            if self.batch_in_epoch == 0:
+                self._epoch_start_loader_state = copy.deepcopy(self.loader.state_dict())
+            skip = self.batch_in_epoch
+            self.progress.start_epoch(self.epoch, self.epochs, batches, skip)
+            try:
+                for b, (xb, yb) in enumerate(self.loader):
+                    if b < skip:
+                        continue
+                    self._train_step(xb, yb)
+                    self.batch_in_epoch = b + 1
+                    if self._eval_due(len(xb)):
+                        self._eval_and_checkpoint()
+                        if self.stopped_early:
+                            break
+            finally:
+                self.progress.end_epoch()
+            if self.stopped_early:
+                break
+            self._end_epoch()
+        if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
+            self._eval_and_checkpoint()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if self.test_data is not None:
+            self.test_accuracy = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)["accuracy"]
+            self.progress.message(f"test set (best model): accuracy {self.test_accuracy:.4f}")
+        return self.history
+
+    def _train_step(self, xb, yb) -> None:
+        # overflow is detected right below and reported as TrainingDiverged
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._forward_backward_step(xb, yb)
+
+    def _forward_backward_step(self, xb, yb) -> None:
+        out = self.model(xb)
+        if not bool(array_module(out).isfinite(out).all()):
+            self._diverged("the model output contains NaN or inf")
+        value = self.loss.forward(out, yb)
+        if not math.isfinite(value):
+            self._diverged(f"the loss is {value}")
+        self.optimizer.zero_grad()
+        self.model.backward(self.loss.backward())
+        if self.clip_grad_norm is not None:
+            from ..optim import clip_grad_norm_
+
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        self.iteration += 1
+        self.samples += len(xb)
+        self.history["iteration_loss"].append(value)
+        self.progress.step(self.iteration, self.epoch, value, get_lr(self.optimizer))
+
+    def _eval_due(self, batch_samples: int) -> bool:
+        if self.eval_every is None:
+            return False
+        return self.samples // self.eval_every > (self.samples - batch_samples) // self.eval_every
+
+    def _last_eval_samples(self):
+        return self.history["eval"][-1]["samples"] if self.history["eval"] else None
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        if self.lr_decay is not None:
+            set_lr(self.optimizer, get_lr(self.optimizer) * self.lr_decay)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self._epoch_start_loader_state = copy.deepcopy(self.loader.state_dict())
+        if self.eval_every is None:
+            self._eval_and_checkpoint()
+        else:
+            self._checkpoint()
+
+    # -- evaluation ----------------------------------------------------------
+    def _evaluate(self, name, data):
+        result = evaluate(self.model, self.loss, data, self.eval_batch_size)
+        if result["non_finite"]:
+            self._diverged(f"the model output on the {name} set contains NaN or inf")
+        return result
+
+    def _eval_and_checkpoint(self) -> None:
+        record = {"epoch": self.iteration_epoch(), "iteration": self.iteration, "samples": self.samples,
+                  "train_loss": None, "train_acc": None, "val_loss": None, "val_acc": None}
+        if self.train_eval_data is not None:
+            train = self._evaluate("training", self.train_eval_data)
+            record.update(train_loss=train["loss"], train_acc=train["accuracy"])
+        if self.val_data is not None:
+            val = self._evaluate("validation", self.val_data)
+            record.update(val_loss=val["loss"], val_acc=val["accuracy"])
+            if val["accuracy"] > self.best_val_acc:
+                self.best_val_acc = val["accuracy"]
+                self.best_state = self.model.state_dict()
+                self.evals_since_best = 0
+            else:
+                self.evals_since_best += 1
+                if self.patience is not None and self.evals_since_best >= self.patience:
+                    self.stopped_early = True
+        self.history["eval"].append(record)
+        self.progress.message(self._describe(record))
+        if self.stopped_early:
+            self.progress.message(f"early stopping: no better validation accuracy in {self.patience} evaluations")
+        self._checkpoint()
+        if self.on_eval is not None:
+            self.on_eval(self, record)
+
+    def iteration_epoch(self) -> float:
+        """Training progress in epochs, e.g. 2.5 half way through the third epoch."""
+        return round(self.epoch + self.batch_in_epoch / max(1, len(self.loader)), 6)
+
+    @staticmethod
+    def _describe(r) -> str:
+        parts = [f"epoch {r['epoch']:g} ({r['samples']} samples)"]
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            if r[key] is not None:
+                parts.append(f"{key} {r[key]:.4f}")
+        return ", ".join(parts)
+
+    # -- failure -------------------------------------------------------------
+    def _diverged(self, what: str):
+        where = (f"the last good checkpoint is {self.checkpoint_path}"
+                 if self.checkpoint_path is not None and self.checkpoint_path.exists()
+                 else "no checkpoint was written")
+        raise TrainingDiverged(
+            f"training diverged: {what} at iteration {self.iteration + 1} (epoch {self.epoch + 1}) "
+            f"with learning rate {get_lr(self.optimizer):g}; lower the learning rate; {where}"
+        )
+
+    # -- checkpoints ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything :meth:`fit` needs to continue this run (see the module docstring)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "loader": self._epoch_start_loader_state,
+            "rng": rng_state(),
+            "best_model": self.best_state,
+            "history": self.history,
+            "config": self.config,
+            "counters": {
+                "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "iteration": self.iteration, "samples": self.samples,
+                "best_val_acc": None if self.best_state is None else self.best_val_acc,
+                "evals_since_best": self.evals_since_best, "stopped_early": self.stopped_early,
+                "lr": get_lr(self.optimizer),
+            },
+        }
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        for name, p in self.model.named_parameters():
+            if not bool(array_module(p.data).isfinite(p.data).all()):
+                self._diverged(f"parameter {name} contains NaN or inf")
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["loader"] is not None:
+            self.loader.load_state_dict(state["loader"])
+        self._epoch_start_loader_state = state["loader"]
+        set_rng_state(state["rng"])
+        self.best_state = state["best_model"]
+        self.history = state["history"]
+        c = state["counters"]
+        self.epoch, self.batch_in_epoch = c["epoch"], c["batch_in_epoch"]
+        self.iteration, self.samples = c["iteration"], c["samples"]
+        self.best_val_acc = -math.inf if c["best_val_acc"] is None else c["best_val_acc"]
+        self.evals_since_best, self.stopped_early = c["evals_since_best"], c["stopped_early"]
+        set_lr(self.optimizer, c["lr"])

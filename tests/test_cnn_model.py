@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+import handgrad
+from handgrad.models import get_model
+from handgrad.models.augment import RandomShiftFlip
+
+
+def test_cnn_is_under_100k_parameters_and_maps_images_to_logits():
+    model = get_model("cnn")
+    assert model.num_parameters() < 100_000
+    model.eval()
+    assert model(np.zeros((3, 1, 28, 28), dtype=np.float32)).shape == (3, 10)
+    small = get_model("cnn", input_shape=(1, 8, 8), num_classes=4)
+    small.eval()
+    assert small(np.zeros((2, 1, 8, 8), dtype=np.float32)).shape == (2, 4)
+    with pytest.raises(ValueError, match="too small"):
+        get_model("cnn", input_shape=(1, 4, 4))
+
+
+def test_shift_flip_backward_is_the_transpose_of_forward():
+    handgrad.manual_seed(0)
+    layer = RandomShiftFlip(shift=2)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 2, 5, 7))
+    out = layer(x)
+    dout = rng.normal(size=out.shape)
+    # a linear map y = A x has backward A^T: <A x, d> = <x, A^T d>
+    assert np.isclose((out * dout).sum(), (x * layer.backward(dout)).sum(), rtol=1e-12)
+    assert not np.array_equal(out, x)
+
+
+def test_shift_flip_moves_and_mirrors_pixels():
+    handgrad.manual_seed(3)
+    layer = RandomShiftFlip(shift=1)
+    x = np.zeros((200, 1, 5, 5))
+    x[:, 0, 2, 1] = 1.0  # one bright pixel left of centre
+    out = layer(x)
+    assert np.all(out.sum(axis=(1, 2, 3)) == 1)  # never pushed off a 5x5 image by a 1-pixel shift
+    rows, cols = np.nonzero(out[:, 0])[1:]
+    assert set(rows) == {1, 2, 3} and set(cols) == {0, 1, 2, 3, 4}  # flips reach the right side
+
+
+def test_shift_flip_is_the_identity_in_eval_mode():
+    layer = RandomShiftFlip().eval()
+    x = np.ones((2, 1, 4, 4))
+    assert layer(x) is x and layer.backward(x) is x

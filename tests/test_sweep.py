@@ -1,0 +1,347 @@
+"""The sweep machinery: expansion, backends (serial, joblib, Dask), failures, resume, report, CLI.
+
+The runs here train a tiny logistic regression written out below (``fit``): it is
+deterministic given its config, cheap, and importable by name, so joblib's and
+Dask's worker processes can run it.
+"""
+import html
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handgrad.sweep import expand, load_runs, load_spec, run_sweep, settings
+
+HERE = Path(__file__).parent
+
+
+def fit(config, out_dir=None):
+    """Logistic regression on 200 synthetic points (150 to train, 50 to evaluate) by
+    full-batch gradient descent; the history is in handgrad.plots' format."""
+    if "log" in config:
+        with open(config["log"], "a") as f:
+            f.write(f"{config['lr']} {config['seed']}\n")
+    if config["lr"] > 1:
+        raise ValueError(f"lr={config['lr']} diverges")
+    rng = np.random.default_rng(config["seed"])
+    x = rng.normal(size=(200, 5))
+    y = (x @ np.arange(1.0, 6.0) + 3 * rng.normal(size=200) > 0).astype(float)
+    w = np.zeros(5)
+    history = {"iteration_loss": [], "eval": []}
+    for epoch in range(1, config["epochs"] + 1):
+        p = 1 / (1 + np.exp(-(x[:150] @ w)))
+        history["iteration_loss"].append(float(-np.mean(y[:150] * np.log(p) + (1 - y[:150]) * np.log(1 - p))))
+        w -= config["lr"] * x[:150].T @ (p - y[:150]) / 150
+        correct = (x @ w > 0) == y
+        history["eval"].append({"epoch": epoch, "iteration": epoch, "samples": 150 * epoch,
+                                "train_acc": float(np.mean(correct[:150])), "val_acc": float(np.mean(correct[150:]))})
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        np.savetxt(os.path.join(out_dir, "weights.txt"), w)
+    val = [e["val_acc"] for e in history["eval"]]
+    return {"history": history, "test_accuracy": val[-1], "best_val_accuracy": max(val), "wall_time": 0.0}
+
+
+def float32_result(config, out_dir=None):
+    return {"test_accuracy": np.float32(0.5)}
+
+
+def crash_worker(config, out_dir=None):
+    """A run that takes its whole process down for lr=0.2 (as a segfault or OOM kill would)."""
+    if config["lr"] == 0.2:
+        os._exit(3)
+    return fit(config, out_dir)
+
+
+SPEC = {"config": {"epochs": 3}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 0.2]}}}
+
+
+def results_by_run(out_dir):
+    _, results, errors = load_runs(out_dir)
+    return {r["run_id"]: (r["config"], r["result"]) for r in results}, errors
+
+
+# --- expansion -------------------------------------------------------------
+
+
+def test_grid_points_and_random_combine_as_a_product():
+    sweep = {
+        "points": [{"epochs": 5, "lr": 1e-4}, {"epochs": 15, "lr": 0.1, "model_kwargs": {"hidden": [32]}}],
+        "grid": {"batch_size": [50, 100], "model_kwargs": {"scale": [0.1, 1.0]}},
+        "random": {"n": 3, "seed": 7, "momentum": {"uniform": [0.0, 0.9]}},
+    }
+    found = settings(sweep)
+    assert len(found) == 2 * 4 * 3
+    assert found[0] == {"epochs": 5, "lr": 1e-4, "batch_size": 50, "model_kwargs.scale": 0.1,
+                        "momentum": found[0]["momentum"]}
+    assert settings(sweep) == found  # random draws are reproducible
+
+
+def test_runs_merge_settings_into_nested_config_and_get_their_seed():
+    spec = {"config": {"model": "mlp", "model_kwargs": {"hidden": [100], "activation": "relu"}, "lr": 1.0},
+            "sweep": {"seeds": 2, "grid": {"model_kwargs": {"hidden": [[200], [200, 200]]}}}}
+    runs = expand(spec, forced={"epochs": 1})
+    assert [(r.setting_index, r.seed) for r in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert runs[3].config == {"model": "mlp", "model_kwargs": {"hidden": [200, 200], "activation": "relu"},
+                              "lr": 1.0, "epochs": 1, "seed": 1}
+    assert len({r.run_id for r in runs}) == 4
+    assert spec["config"]["model_kwargs"]["hidden"] == [100]  # the spec itself is left alone
+
+
+def test_random_distributions_stay_in_range():
+    draws = settings({"random": {"n": 50, "lr": {"log_uniform": [1e-4, 1e-1]}, "hidden": {"int_uniform": [1, 3]},
+                                 "act": {"choice": ["relu", "tanh"]}}})
+    assert all(1e-4 <= d["lr"] <= 1e-1 and d["hidden"] in (1, 2, 3) and d["act"] in ("relu", "tanh") for d in draws)
+    assert {d["hidden"] for d in draws} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"sweep": {"grid": {"lr": 0.1}}}, "'lr' must be a non-empty list"),
+    ({"sweep": {"seeds": 0}}, "'seeds' as a count must be >= 1"),
+    ({"sweep": {"seeds": [1, 1]}}, "repeated"),
+    ({"sweep": {"grids": {}}}, "unknown keys in \\[sweep\\]"),
+    ({"sweep": {"random": {"n": 2, "lr": [0.1]}}}, "must be a distribution table"),
+    ({"sweep": {"random": {"n": 2, "lr": {"log_uniform": [0, 1]}}}}, "low > 0"),
+    ({"sweep": {"goal": "up"}}, "'goal' must be 'max' or 'min'"),
+    ({"configs": {}}, "unknown top-level tables"),
+])
+def test_bad_specs_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        expand(spec)
+
+
+@pytest.mark.parametrize("name, settings_, seeds", [("classic", 12, 1), ("search", 12, 1), ("sigmoid", 4, 3)])
+def test_experiment_specs_load_and_expand(name, settings_, seeds):
+    runs = expand(load_spec(HERE.parent / "experiments" / f"{name}.toml"))
+    assert len(runs) == settings_ * seeds
+    assert len({r.setting_index for r in runs}) == settings_
+
+
+def test_classic_spec_has_the_four_models_at_their_three_settings():
+    runs = expand(load_spec(HERE.parent / "experiments" / "classic.toml"))
+    found = [(r.config["model"], r.config.get("model_kwargs", {}).get("hidden"), r.config["epochs"], r.config["lr"])
+             for r in runs]
+    assert found == [("mlp", [], 5, 1e-4), ("mlp", [], 5, 5e-3), ("mlp", [], 5, 0.1),
+                     ("mlp", [32], 15, 1e-4), ("mlp", [32], 15, 5e-3), ("mlp", [32], 15, 0.1),
+                     ("mlp", [32, 32], 5, 3e-3), ("mlp", [32, 32], 40, 3e-3), ("mlp", [32, 32], 40, 0.05),
+                     ("small_cnn", None, 5, 0.01), ("small_cnn", None, 10, 1e-3), ("small_cnn", None, 20, 1e-3)]
+    assert all(r.config["batch_size"] == 100 and r.config["loss_reduction"] == "sum" and r.config["optimizer"] == "sgd"
+               and r.config["momentum"] == 0 and r.config["lr_decay"] == 1 and r.config["init"] == "xavier" and r.config["eval_every"] == 20000
+               for r in runs)
+
+
+# --- backends ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_joblib_and_dask_give_the_same_results_as_a_serial_run(tmp_path, dask_client):
+    run_sweep(SPEC, tmp_path / "serial", fit)
+    run_sweep(SPEC, tmp_path / "joblib", fit, n_jobs=2)
+    run_sweep(SPEC, tmp_path / "dask", fit, client=dask_client)
+    run_sweep(SPEC, tmp_path / "address", fit, scheduler=dask_client.scheduler.address)
+    serial, _ = results_by_run(tmp_path / "serial")
+    assert len(serial) == 4
+    assert results_by_run(tmp_path / "joblib") == (serial, [])
+    assert results_by_run(tmp_path / "dask") == (serial, [])
+    assert results_by_run(tmp_path / "address") == (serial, [])
+    assert dask_client.status == "running"  # a client given is the caller's: left open
+    assert len({json.dumps(r[1]) for r in serial.values()}) == 4  # the seeds and settings differ
+
+
+def test_a_dead_dask_worker_is_reported_and_the_other_runs_finish(tmp_path, dask_client):
+    summary = run_sweep(SPEC, tmp_path, crash_worker, client=dask_client)
+    assert {(f["overrides"]["lr"], f["kind"]) for f in summary["failures"]} == {(0.2, "worker-died")}
+    assert all("KilledWorker" in f["error"] for f in summary["failures"])
+    results, errors = results_by_run(tmp_path)
+    assert sorted(c["lr"] for c, _ in results.values()) == [0.1, 0.1]
+    assert len(errors) == 2 and all(e["seed"] in (0, 1) for e in errors)
+
+
+def test_a_dead_joblib_worker_is_reported_finished_runs_are_kept_and_resume_completes(tmp_path):
+    summary = run_sweep(SPEC, tmp_path, crash_worker, n_jobs=2)
+    lost = {f["run_id"] for f in summary["failures"]}
+    assert all(f["kind"] == "worker-died" and "joblib worker pool stopped" in f["error"] for f in summary["failures"])
+    results, errors = results_by_run(tmp_path)
+    assert {e["run_id"] for e in errors} == lost and len(results) + len(lost) == 4
+    assert all(c["lr"] == 0.1 for c, _ in results.values())
+    again = run_sweep(SPEC, tmp_path, fit)
+    assert (again["executed"], again["failures"]) == (len(lost), [])
+
+
+def test_a_raising_run_is_reported_with_its_traceback_and_the_others_are_kept(tmp_path):
+    spec = {"config": {"epochs": 2}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 5.0, 0.3]}}}
+    summary = run_sweep(spec, tmp_path, fit, n_jobs=2)
+    assert [(f["overrides"], f["kind"], f["error"]) for f in summary["failures"]] == \
+        [({"lr": 5.0}, "exception", "ValueError: lr=5.0 diverges")] * 2
+    results, errors = results_by_run(tmp_path)
+    assert sorted(c["lr"] for c, _ in results.values()) == [0.1, 0.1, 0.3, 0.3]
+    assert all("in fit" in e["traceback"] and "diverges" in e["traceback"] for e in errors)
+    page = (tmp_path / "index.html").read_text()
+    assert "Failed runs" in page and "lr=5.0 diverges" in page
+
+
+def test_a_result_json_cannot_hold_is_reported(tmp_path):
+    summary = run_sweep(SPEC, tmp_path, float32_result)
+    assert {f["kind"] for f in summary["failures"]} == {"result-not-json"} and len(summary["failures"]) == 4
+    assert "JSON cannot hold: TypeError: Object of type float32 is not JSON serializable" in summary["failures"][0]["error"]
+
+
+def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
+    log = tmp_path / "executions.txt"
+    spec = {"config": {"epochs": 2, "log": str(log)}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 5.0]}}}
+    first = run_sweep(spec, tmp_path / "sweep", fit, n_jobs=2)
+    assert (first["executed"], first["skipped"], len(log.read_text().splitlines())) == (4, 0, 4)
+    before = results_by_run(tmp_path / "sweep")[0]
+
+    again = run_sweep(spec, tmp_path / "sweep", fit)
+    assert (again["executed"], again["skipped"]) == (2, 2)
+    assert sorted(log.read_text().splitlines()[4:]) == ["5.0 0", "5.0 1"]  # only the failed runs again
+    assert results_by_run(tmp_path / "sweep")[0] == before
+
+    spec["sweep"]["grid"]["lr"] = [0.1, 0.2]
+    changed = run_sweep(spec, tmp_path / "sweep", fit)
+    assert (changed["executed"], changed["skipped"], changed["failures"]) == (2, 2, [])
+
+
+def test_missing_extras_give_an_error_naming_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "handgrad\[sweep\]"'):
+        run_sweep(SPEC, tmp_path / "a", fit, n_jobs=2)
+    with pytest.raises(ImportError, match=r'pip install "handgrad\[dask\]"'):
+        run_sweep(SPEC, tmp_path / "b", fit, scheduler="tcp://127.0.0.1:8786")
+
+
+# --- report -----------------------------------------------------------------
+
+
+def test_report_tables_show_mean_and_std_across_seeds_and_the_best_setting(tmp_path):
+    spec = {"config": {"epochs": 4}, "sweep": {"seeds": 3, "grid": {"lr": [0.01, 1.0]}, "metric": "test_accuracy"}}
+    summary = run_sweep(spec, tmp_path, fit)
+    _, results, _ = load_runs(tmp_path)
+    acc = {lr: [r["result"]["test_accuracy"] for r in results if r["config"]["lr"] == lr] for lr in (0.01, 1.0)}
+    best_lr = max(acc, key=lambda lr: np.mean(acc[lr]))
+    assert summary["best"]["overrides"] == {"lr": best_lr}
+    assert summary["best"]["mean"] == pytest.approx(np.mean(acc[best_lr]))
+    assert summary["best"]["std"] == pytest.approx(np.std(acc[best_lr]))
+    best_runs = [r for r in results if r["config"]["lr"] == best_lr]
+    assert summary["best"]["run_value"] == max(r["result"]["test_accuracy"] for r in best_runs)
+    assert summary["best"]["run_id"] in {r["run_id"] for r in best_runs if r["result"]["test_accuracy"] == summary["best"]["run_value"]}
+    assert (tmp_path / "best_run" / "weights.txt").read_text() == \
+        (tmp_path / "runs" / summary["best"]["run_id"] / "train" / "weights.txt").read_text()
+    assert json.loads((tmp_path / "best.json").read_text()) == summary["best"]
+    header, first, _ = [line.split(",") for line in (tmp_path / "results.csv").read_text().splitlines()]
+    assert header[:4] == ["setting", "lr", "seeds_finished", "seeds_failed"] and first[:4] == ["0", "0.01", "3", "0"]
+    assert float(first[header.index("test_accuracy_mean")]) == pytest.approx(np.mean(acc[0.01]), rel=1e-5)
+    assert float(first[header.index("test_accuracy_std")]) == pytest.approx(np.std(acc[0.01]), rel=1e-5)
+    assert f"{np.mean(acc[1.0]):.4f} ± {np.std(acc[1.0]):.4f}" in (tmp_path / "results.md").read_text()
+    assert len((tmp_path / "runs.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_facet_table_arranges_settings_by_a_key(tmp_path):
+    spec = {"config": {}, "sweep": {"facet": "model", "metric": "test_accuracy", "points": [
+        {"model": "a", "epochs": 1, "lr": 0.1}, {"model": "a", "epochs": 3, "lr": 0.1},
+        {"model": "b", "epochs": 2, "lr": 0.5}]}}
+    run_sweep(spec, tmp_path, fit)
+    lines = (tmp_path / "facets.md").read_text().splitlines()
+    assert lines[0] == "| model | setting 1 | setting 2 |"
+    assert lines[2].startswith("| a | epochs=1, lr=0.1: ") and "| epochs=3, lr=0.1: " in lines[2]
+    assert lines[3].startswith("| b | epochs=2, lr=0.5: ") and lines[3].endswith("|  |")
+
+
+def test_report_draws_curves_per_setting_a_facet_grid_and_a_comparison(tmp_path):
+    spec = {"config": {"epochs": 3}, "sweep": {"seeds": 2, "grid": {"lr": [0.01, 0.1, 0.5]}, "facet": "lr",
+                                               "compare": ["val_acc", "iteration_loss"]}}
+    run_sweep(spec, tmp_path, fit)
+    drawn = sorted(p.name for p in (tmp_path / "curves").iterdir())
+    assert drawn == ["compare-iteration_loss.png", "compare-val_acc.png", "facets.png",
+                     "setting-000.png", "setting-001.png", "setting-002.png"]
+    page = (tmp_path / "index.html").read_text()
+    assert all(f"<img src='curves/{name}'" in page for name in drawn)
+    spec["sweep"]["compare"] = "accuracy"
+    run_sweep(spec, tmp_path, fit)
+    assert "No comparison of accuracy: series: unknown metric" in (tmp_path / "index.html").read_text()
+
+
+def test_without_matplotlib_the_report_has_its_tables_and_says_what_to_install(tmp_path, monkeypatch):
+    from handgrad.sweep import figures
+
+    monkeypatch.setattr(figures, "matplotlib_missing", lambda: True)
+    run_sweep(SPEC, tmp_path, fit)
+    assert not (tmp_path / "curves").exists() and (tmp_path / "results.md").is_file()
+    assert 'need matplotlib: pip install "handgrad[plots]"' in html.unescape((tmp_path / "index.html").read_text())
+
+
+# --- command line -------------------------------------------------------------
+
+
+def cli(*args, cwd):
+    paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    return subprocess.run([sys.executable, "-m", "handgrad", "sweep", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_cli_runs_a_spec_with_grid_axes_and_forced_values_and_resumes(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[config]\nepochs = 5\n\n[sweep]\nseeds = 2\nmetric = "test_accuracy"\n\n'
+                    '[[sweep.points]]\nlr = 0.1\n\n[[sweep.points]]\nlr = 0.3\n')
+    assert load_spec(spec)["sweep"]["points"] == [{"lr": 0.1}, {"lr": 0.3}]
+    args = [str(spec), "tag=[1, 2]", "--set", "epochs=2", "--out", "out", "--run", "test_sweep:fit", "--jobs", "2"]
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "8 runs: 8 executed, 0 already finished, 0 failed" in done.stdout
+    assert "best: lr=" in done.stdout and "out/index.html" in done.stdout
+    sweep, results, _ = load_runs(tmp_path / "out")
+    assert {(r["config"]["lr"], r["config"]["tag"], r["config"]["epochs"]) for r in results} == \
+        {(lr, tag, 2) for lr in (0.1, 0.3) for tag in (1, 2)}
+    again = cli(*args, cwd=tmp_path)
+    assert "8 runs: 0 executed, 8 already finished, 0 failed" in again.stdout
+
+
+def test_cli_runs_on_a_dask_scheduler_and_matches_a_local_run(tmp_path, dask_client):
+    args = ["lr=[0.1, 0.2]", "epochs=[3]", "--seeds", "2", "--run", "test_sweep:fit"]
+    on_dask = cli(*args, "--out", "dask", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
+    assert on_dask.returncode == 0, on_dask.stderr
+    local = cli(*args, "--out", "local", "--jobs", "2", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert results_by_run(tmp_path / "dask") == results_by_run(tmp_path / "local")
+    assert len(results_by_run(tmp_path / "dask")[0]) == 4
+
+
+def test_cli_lists_the_settings_of_a_grid_given_on_the_command_line(tmp_path):
+    listed = cli("lr=[1e-4, 5e-3, 0.1]", "epochs=[5, 15]", "model_kwargs.hidden=[[100], [200], [200, 200]]",
+                 "--seeds", "3", "--list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "18 settings x 3 seeds = 54 runs"
+    assert lines[1] == "  0  lr=0.0001, epochs=5, model_kwargs.hidden=[100]"
+    assert lines[-1] == " 17  lr=0.1, epochs=15, model_kwargs.hidden=[200, 200]"
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_reports_failures_with_exit_status_1_and_bad_input_with_2(tmp_path):
+    failed = cli("lr=[0.1, 2.0]", "epochs=[1]", "--out", "out", "--run", "test_sweep:fit", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "FAILED ValueError: lr=2.0 diverges" in failed.stderr
+    bad = cli("spec.yaml", "--out", "out", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected a sweep spec ending in .toml or .json" in bad.stderr
+    no_out = cli("lr=[1]", cwd=tmp_path)
+    assert no_out.returncode == 2 and "--out DIR is required" in no_out.stderr
+    bad_run = cli("lr=[1]", "--out", "out", "--run", "nowhere", cwd=tmp_path)
+    assert bad_run.returncode == 2 and "expected MODULE:FUNCTION" in bad_run.stderr

@@ -1,0 +1,153 @@
+import math
+
+import numpy as np
+import pytest
+
+from handgrad import nn
+from handgrad.optim import SGD
+from handgrad.train import Trainer, TrainingDiverged, evaluate, load_checkpoint
+from trainer_helpers import blobs, make_trainer
+
+
+def test_trainer_learns_synthetic_blobs():
+    trainer = make_trainer(epochs=3)
+    history = trainer.fit()
+    assert len(history["iteration_loss"]) == 3 * math.ceil(600 / 32)
+    assert np.mean(history["iteration_loss"][-5:]) < 0.5 * np.mean(history["iteration_loss"][:5])
+    assert [r["epoch"] for r in history["eval"]] == [1, 2, 3]
+    assert history["eval"][-1]["val_acc"] > 0.95
+    assert set(history["eval"][0]) == {"epoch", "iteration", "samples", "train_loss", "train_acc", "val_loss", "val_acc"}
+
+
+@pytest.mark.parametrize("eval_every, expected", [(300, 4), (250, 5), (1000, 2)])
+def test_eval_every_counts_training_samples(eval_every, expected):
+    trainer = make_trainer(epochs=2, eval_every=eval_every)
+    history = trainer.fit()
+    samples = [r["samples"] for r in history["eval"]]
+    assert len(samples) == expected
+    assert samples[-1] == 1200  # the run always ends with an evaluation
+    for k, s in enumerate(samples[: 1200 // eval_every], start=1):
+        assert k * eval_every <= s < k * eval_every + 32
+
+
+def test_lr_decay_multiplies_the_learning_rate_after_every_epoch():
+    trainer = make_trainer(lr=0.1, epochs=3, lr_decay=0.5)
+    trainer.fit()
+    assert trainer.optimizer.lr == pytest.approx(0.1 * 0.5 ** 3)
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement():
+    trainer = make_trainer(lr=0.0, epochs=10, patience=2)
+    history = trainer.fit()
+    assert trainer.stopped_early
+    assert len(history["eval"]) == 3
+    assert len(history["iteration_loss"]) == 3 * math.ceil(600 / 32)
+
+
+def test_best_model_is_restored_at_the_end():
+    def scramble_after_first_eval(trainer, record):
+        if len(trainer.history["eval"]) == 1:
+            rng = np.random.default_rng(0)
+            for p in trainer.model.parameters():
+                p.data[...] = rng.normal(0, 1, p.shape)
+            trainer.optimizer.lr = 0.0
+
+    trainer = make_trainer(epochs=3, on_eval=scramble_after_first_eval)
+    history = trainer.fit()
+    val_accs = [r["val_acc"] for r in history["eval"]]
+    assert val_accs[0] > max(val_accs[1:])
+    final = evaluate(trainer.model, nn.CrossEntropyLoss(), trainer.val_data)
+    assert final["accuracy"] == val_accs[0]
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    saved = {}
+
+    def blow_up(trainer, record):
+        saved["bytes"] = (tmp_path / "checkpoint.npz").read_bytes()
+        trainer.optimizer.lr = 1e30
+
+    trainer = make_trainer(epochs=5, checkpoint_dir=tmp_path, on_eval=blow_up)
+    ckpt = tmp_path / "checkpoint.npz"
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "iteration" in message and "learning rate 1e+30" in message and str(ckpt) in message
+    assert ckpt.read_bytes() == saved["bytes"]
+    state = load_checkpoint(ckpt)
+    assert state["counters"]["epoch"] == 1
+    assert all(np.isfinite(a).all() for a in state["model"].values())
+
+
+def test_nan_loss_message_without_checkpoint():
+    trainer = make_trainer(lr=1e30, epochs=2)
+    with pytest.raises(TrainingDiverged, match=r"iteration \d+ \(epoch 1\) with learning rate 1e\+30.*no checkpoint"):
+        trainer.fit()
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("options", [{}, {"adam": True, "lr": 0.01, "step_lr": True, "clip_grad_norm": 0.5}])
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, options):
+    kw = dict(epochs=3, dropout=0.3, eval_every=250, seed=7, **options)
+    reference = make_trainer(checkpoint_dir=tmp_path / "a", **kw)
+    ref_history = reference.fit()
+
+    def stop_at_third_eval(trainer, record):
+        if len(trainer.history["eval"]) == 3:
+            raise Interrupt
+
+    interrupted = make_trainer(checkpoint_dir=tmp_path / "b", on_eval=stop_at_third_eval, **kw)
+    with pytest.raises(Interrupt):
+        interrupted.fit()
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz")["counters"]["batch_in_epoch"] not in (0, 19)
+
+    resumed = make_trainer(checkpoint_dir=tmp_path / "b", loader_seed=99, **kw)
+    for p in resumed.model.parameters():
+        p.data[...] = 0
+    history = resumed.fit(resume_from=tmp_path / "b" / "checkpoint.npz")
+    assert history == ref_history
+    for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert np.array_equal(a, b), name
+
+
+def test_trainer_rejects_bad_settings():
+    with pytest.raises(ValueError, match="epochs"):
+        make_trainer(epochs=0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        make_trainer(lr_decay=1.5)
+    with pytest.raises(ValueError, match="progress"):
+        make_trainer(progress="fancy")
+    X, y = blobs(10)
+    with pytest.raises(ValueError, match="val_data has 10 inputs but 9 labels"):
+        Trainer(None, None, None, make_trainer().loader, (X, y[:9]), epochs=1, batch_size=4)
+
+
+def test_sequence_outputs_and_labels_train_unchanged():
+    from trainer_helpers import PerStep, StepCrossEntropy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5, 4)).astype(np.float32)
+    y = X[..., :3].argmax(axis=-1)  # (N, T) labels: which of the first three features is largest
+    model = PerStep(4, 3)
+    trainer = Trainer(model, StepCrossEntropy(), SGD(model.parameters(), lr=0.5, momentum=0.9),
+                      (X[:240], y[:240]), (X[240:], y[240:]), epochs=5, batch_size=20, progress="none")
+    history = trainer.fit()
+    assert history["eval"][-1]["val_acc"] > 0.9
+    assert evaluate(model, StepCrossEntropy(), (X[240:], y[240:]))["accuracy"] == max(
+        r["val_acc"] for r in history["eval"])
+
+
+def test_arrays_are_batched_by_the_data_loader_and_train_subset_is_fixed():
+    from trainer_helpers import mlp
+
+    X, y = blobs(500)
+    model = mlp()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (X, y), blobs(100, seed=1),
+                      epochs=2, batch_size=50, eval_train_fraction=0.2, progress="none", seed=3)
+    assert len(trainer.train_eval_data[0]) == 100
+    history = trainer.fit()
+    assert len(history["iteration_loss"]) == 20
+    assert history["eval"][-1]["train_acc"] > 0.9
