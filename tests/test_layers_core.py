@@ -66,7 +66,8 @@ shapes = st.lists(dims, min_size=1, max_size=4).map(tuple)
 @pytest.mark.parametrize("name,ours,theirs", ELEMENTWISE, ids=[e[0] for e in ELEMENTWISE])
 @given(shape=shapes, seed=seeds)
 def test_elementwise_activation(name, ours, theirs, shape, seed):
-    x = np.random.default_rng(seed).standard_normal(shape) * 3
+    # |x| <= 3: deep in saturation the true slope (tanh'(8) ~ 5e-7) drowns in rounding error
+    x = np.random.default_rng(seed).uniform(-3, 3, shape)
     assert_gradcheck(check_module(ours(), x, seed=seed))
     run_both(ours(), theirs(), x, seed)
 

@@ -35,7 +35,7 @@ def torch_mlp():
 @pytest.mark.parametrize("ours,theirs", [
     (lambda: lenet5(input_grad=True, rng=0), torch_lenet5),
     (lambda: small_cnn(input_grad=True, rng=0), torch_small_cnn),
-    (lambda: mlp(hidden=[64, 32], activation="tanh", rng=0), torch_mlp),
+    (lambda: mlp(hidden=[64, 32], activation="tanh", input_grad=True, rng=0), torch_mlp),
 ])
 def test_model_forward_and_backward_equal_torch(ours, theirs):
     model, ref = ours(), theirs()

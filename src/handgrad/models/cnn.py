@@ -41,8 +41,10 @@ def cnn(num_classes: int = 10, input_shape=(1, 28, 28), widths=(16, 32, 64), hid
         raise ValueError(f"cnn: input {height}x{width} is too small for {len(widths)} pooling blocks")
     rng = get_rng(rng)
     layers = [RandomShiftFlip(shift=shift, flip=flip)] if flip or shift else []
-    for w in widths:
-        layers += [Conv2d(channels, w, 3, padding="same", bias=False, rng=rng), BatchNorm2d(w), ReLU(), MaxPool2d(2)]
+    for i, w in enumerate(widths):
+        # the first convolution's input is data: no dL/dx needed
+        conv = Conv2d(channels, w, 3, padding="same", bias=False, input_grad=i > 0, rng=rng)
+        layers += [conv, BatchNorm2d(w), ReLU(), MaxPool2d(2)]
         channels, height, width = w, height // 2, width // 2
     layers += [Flatten(), Linear(channels * height * width, hidden, rng=rng), ReLU(), Dropout(dropout),
                Linear(hidden, num_classes, rng=rng)]

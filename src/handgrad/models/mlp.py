@@ -8,22 +8,25 @@ ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": S
 
 
 def mlp(in_features: int = 784, hidden=(256, 256), out_features: int = 10, activation: str = "relu",
-        dropout: float = 0.0, rng=None) -> Sequential:
+        dropout: float = 0.0, input_grad: bool = False, rng=None) -> Sequential:
     """Flatten -> [Linear -> activation (-> Dropout)] per hidden width -> Linear.
 
     Inputs of any shape (N, d_1, ..., d_k) with d_1 * ... * d_k = ``in_features``;
-    outputs (N, out_features) logits.
+    outputs (N, out_features) logits. As for the other zoo models the input is data,
+    so by default ``backward`` computes no dL/dx and returns None; ``input_grad=True``
+    returns it.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"mlp: unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
     rng = get_rng(rng)
-    layers, width = [Flatten()], in_features
-    for h in hidden:
-        layers += [Linear(width, h, rng=rng), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(Dropout(dropout))
-        width = h
-    layers.append(Linear(width, out_features, rng=rng))
+    widths = [in_features, *hidden, out_features]
+    layers = [Flatten()]
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(Linear(n_in, n_out, input_grad=input_grad or i > 0, rng=rng))
+        if i < len(hidden):
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(Dropout(dropout))
     model = Sequential(*layers)
     model.input_shape = (in_features,)
     return model

@@ -16,13 +16,19 @@ class Linear(Module):
     ``weight`` is (out_features, in_features) and ``bias`` (out_features,), the
     layout and names of ``torch.nn.Linear``. Default initialisation is PyTorch's:
     W and b drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)).
+
+    ``input_grad=False`` makes ``backward`` compute the parameter gradients only
+    and return None: for a first layer, whose input is data, this skips the
+    product dout W, as PyTorch does for inputs that do not require a gradient.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, input_grad: bool = True,
+                 rng=None, dtype=None):
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}")
         self.in_features, self.out_features = in_features, out_features
+        self.input_grad = bool(input_grad)
         dtype = dtype or get_default_dtype()
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(init.uniform((out_features, in_features), -bound, bound, rng=rng, dtype=dtype))
@@ -35,11 +41,12 @@ class Linear(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = linear_backward(dout, self._cache)
+        dx, dw, db = linear_backward(dout, self._cache, self.input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
         return dx
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+                + ("" if self.input_grad else ", input_grad=False"))

@@ -245,6 +245,15 @@ class Sequential(Module):
         return x
 
     def backward(self, dout):
-        for m in reversed(self._modules.values()):
-            dout = m.backward(dout)
+        modules = list(self._modules.values())
+        for i in range(len(modules) - 1, -1, -1):
+            dout = modules[i].backward(dout)
+            if dout is None:  # a layer built with input_grad=False: nothing flows further down
+                below = [type(m).__name__ for m in modules[:i] if m.parameters()]
+                if below:
+                    raise RuntimeError(
+                        f"Sequential: layer {i} ({type(modules[i]).__name__}) has input_grad=False, "
+                        f"so the layers below it with parameters ({', '.join(below)}) would get no gradient"
+                    )
+                return None
         return dout

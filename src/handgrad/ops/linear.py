@@ -18,15 +18,15 @@ def linear_forward(x, w, b=None):
     return out, (x.shape, x2, w, b is not None)
 
 
-def linear_backward(dout, cache):
+def linear_backward(dout, cache, input_grad=True):
     """Gradients of the affine map.
 
-    dL/dx = dout W            (reshaped back to x's shape)
+    dL/dx = dout W            (reshaped back to x's shape; None when not ``input_grad``)
     dL/dW = dout^T x          (M, D)
     dL/db = sum_n dout[n]     (M,), or None without a bias
     """
     x_shape, x2, w, has_bias = cache
-    dx = (dout @ w).reshape(x_shape)
+    dx = (dout @ w).reshape(x_shape) if input_grad else None
     dw = dout.T @ x2
     db = dout.sum(axis=0) if has_bias else None
     return dx, dw, db

@@ -46,6 +46,6 @@ class SGD(Optimizer):
             else:
                 buf = state["momentum_buffer"]
                 buf *= self.momentum
-                buf += (1.0 - self.dampening) * g
+                buf += (1.0 - self.dampening) * g if self.dampening else g
             g = g + self.momentum * buf if self.nesterov else buf
         p.data -= self.lr * g
