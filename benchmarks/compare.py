@@ -8,6 +8,12 @@ two libraries take turns: ``--repeats`` timed rounds of ``--steps`` training
 steps each, so that both see the same machine noise. Printed: samples/s of each
 library per round, the median ratio handgrad / PyTorch and its spread (min-max
 over rounds). PyTorch is only an oracle here; handgrad never imports it.
+
+Both libraries share the process, and each keeps its own worker threads:
+OpenBLAS's (NumPy) spin for about 0.1 s after a call and PyTorch's OpenMP
+threads likewise, stealing the cores from whoever runs next. Every timed run is
+therefore preceded by a pause of ``SETTLE`` seconds; without it PyTorch measured
+less than half its own speed here.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ class Bench:
 
 
 BENCHMARKS: dict[str, Bench] = {}
+SETTLE = 0.5
 
 
 def register(name: str, bench: Bench) -> None:
@@ -60,11 +67,7 @@ def _mlp_torch():
     return t.Sequential(t.Flatten(), t.Linear(784, 256), t.ReLU(), t.Linear(256, 256), t.ReLU(), t.Linear(256, 10))
 
 
-def _mlp_handgrad():
-    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-register("mlp", Bench(128, _mlp_handgrad, _mlp_torch, image_batch((1, 28, 28))))
+register("mlp", Bench(128, partial(handgrad.models.mlp, 784, [256, 256], 10), _mlp_torch, image_batch((1, 28, 28))))
 
 
 class _CharLSTMTorch(torch.nn.Module):
@@ -137,6 +140,12 @@ def torch_steps(model, opt, x, y, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def timed(run, steps: int) -> float:
+    """Seconds for ``run(steps)`` after letting the other library's threads go idle."""
+    time.sleep(SETTLE)
+    return run(steps)
+
+
 def compare(name: str, steps: int, warmup: int, repeats: int) -> float:
     bench = BENCHMARKS[name]
     rng = np.random.default_rng(0)
@@ -153,8 +162,8 @@ def compare(name: str, steps: int, warmup: int, repeats: int) -> float:
     ratios = []
     print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, {torch.get_num_threads()} threads")
     for r in range(repeats):
-        hg = steps * bench.batch_size / run_hg(steps)
-        pt = steps * bench.batch_size / run_pt(steps)
+        hg = steps * bench.batch_size / timed(run_hg, steps)
+        pt = steps * bench.batch_size / timed(run_pt, steps)
         ratios.append(hg / pt)
         print(f"  round {r + 1}: handgrad {hg:10,.0f} {bench.unit}/s   pytorch {pt:10,.0f} {bench.unit}/s   ratio {hg / pt:.2f}")
     median = statistics.median(ratios)
@@ -166,7 +175,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["mlp"], help=f"any of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BENCHMARKS]
