@@ -65,3 +65,26 @@ def test_conv1d_matches_onnxruntime(tmp_path, rng):
     path = export_onnx(model, (3, 10), tmp_path / "c1.onnx")
     assert model.training, "export must leave the model in the mode it found it"
     np.testing.assert_allclose(run_onnx(path, x), model.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_export_command_writes_a_model_onnxruntime_agrees_with(tmp_path, rng):
+    import subprocess
+    import sys
+
+    from handgrad.train.restore import load_trained
+
+    run = tmp_path / "run"
+    train = [sys.executable, "-m", "handgrad", "train", "--data", "digits", "--epochs", "1", "--out", str(run)]
+    subprocess.run(train, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "handgrad", "export", "--checkpoint", str(run),
+                          "--out", str(tmp_path / "digits.onnx")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "input shape (N, 1, 8, 8)" in out.stdout
+    model, _ = load_trained(run)
+    x = rng.random((5, 1, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "digits.onnx", x), model.eval()(x), rtol=1e-4, atol=1e-5)
+
+    missing = subprocess.run([sys.executable, "-m", "handgrad", "export", "--checkpoint", str(tmp_path / "nope"),
+                              "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope: no such file" in missing.stderr
+    assert not (tmp_path / "x.onnx").exists()

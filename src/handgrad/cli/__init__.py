@@ -9,11 +9,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("gradcheck",)
-COMMANDS += ("generate",)
-COMMANDS += ("summary",)
-COMMANDS += ("train", "evaluate", "predict")
-COMMANDS += ("sweep",)
+COMMANDS = ("train", "evaluate", "predict", "generate", "summary", "gradcheck", "sweep", "export")
 
 
 class UsageError(Exception):
