@@ -3,6 +3,12 @@ import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
+
+# Under pytest-xdist every worker is its own process: BLAS threads on top of
+# that oversubscribe the cores and spinning threads slow everything down.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    threadpool_limits(1)
 
 settings.register_profile(
     "default", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow]

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 torch.set_default_dtype(torch.float32)
+torch.set_num_threads(1)  # the tensors here are small; more threads only contend with pytest-xdist workers
 
 
 def t(a, grad=False):
