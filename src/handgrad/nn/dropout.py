@@ -11,10 +11,12 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and
     scale the rest by 1/(1-p); in eval mode, the identity."""
 
+    _forward = staticmethod(dropout_forward)
+
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1), got {p}")
         self.p = p
         # None: draw from the global generator at call time, so manual_seed() applies
         self._rng = None if rng is None else get_rng(rng)
@@ -23,7 +25,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._cache = None
             return x
-        out, self._cache = dropout_forward(x, self.p, get_rng(self._rng))
+        out, self._cache = self._forward(x, self.p, get_rng(self._rng))
         return out
 
     def backward(self, dout):
@@ -33,31 +35,16 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class Dropout2d(Module):
+class Dropout2d(Dropout):
     """Channel-wise inverted dropout on (N, C, H, W) or (N, C, L) inputs: in training,
     zero each whole channel of each sample with probability ``p`` and scale the rest
     by 1/(1-p); in eval mode, the identity."""
 
-    def __init__(self, p: float = 0.5, rng=None):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout2d: p must be in [0, 1), got {p}")
-        self.p = p
-        self._rng = None if rng is None else get_rng(rng)
+    _forward = staticmethod(dropout2d_forward)
 
     def forward(self, x):
         check_rank(self, x, (3, 4), "(N, C, L) or (N, C, H, W)")
-        if not self.training or self.p == 0.0:
-            self._cache = None
-            return x
-        out, self._cache = dropout2d_forward(x, self.p, get_rng(self._rng))
-        return out
-
-    def backward(self, dout):
-        return dout if self._cache is None else dropout_backward(dout, self._cache)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+        return super().forward(x)
 
 
 class Flatten(Module):
