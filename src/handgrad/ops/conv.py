@@ -99,7 +99,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     k = kh * kw * c
     w2 = w.transpose(0, 2, 3, 1).reshape(f, k)
     cols = xp.empty((n, k + (b is not None), g.t), dtype=x.dtype)
-    cols[:, :k].reshape(n, kh, kw, c, g.t)[...] = windows
+    cols[:, :k].reshape(n, kh, kw, c, g.t)[...] = windows  # splitting an axis: a view, filled in place
     if b is not None:
         cols[:, k] = 1
         w2 = xp.concatenate([w2, b[:, None]], axis=1)
