@@ -13,6 +13,10 @@ one column, so the whole layer is one matrix product per sample:
     cols[n] = im2col(xp[n])            (KH*KW*C, OH*OW)
     out[n]  = W2 @ cols[n] + b         W2 = w with its axes ordered (F, KH, KW, C), as (F, KH*KW*C)
 
+The bias rides along in the same product, as one more column of W2 times a
+row of ones appended to cols:  W2 @ cols[n] + b = [W2 | b] @ [cols[n]; 1],
+which saves a pass over the output (and, backward, a pass over dout for db).
+
 The columns are built from a strided *view* of xp (no index arrays), copied
 once into the layout the matrix product wants. Their rows run over (p, q, c),
 kernel offset first, so that each offset's block of rows is one slab; and
@@ -23,6 +27,7 @@ Gradients, as matrix products and, equivalently, as convolutions:
 
     dL/db[f] = sum_{n, i, j} dout[n, f, i, j]
     dL/dW2   = sum_n dout[n] @ cols[n]^T
+             (with the bias folded in, the last column of this product with [cols; 1] is dL/db)
              i.e. dL/dw[f, c, p, q] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, sh*i + dh*p, sw*j + dw*q]
              -- a cross-correlation of the input with the output gradient
                 (dout acting as a kernel dilated by the stride, w's dilation as stride);
@@ -91,34 +96,38 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     windows = xp.lib.stride_tricks.as_strided(
         padded, (n, kh, kw, c, g.t), (s_n, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
     )
-    cols = xp.ascontiguousarray(windows).reshape(n, kh * kw * c, g.t)
-    w2 = w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c)
-    wide = xp.matmul(w2, cols)
+    k = kh * kw * c
+    w2 = w.transpose(0, 2, 3, 1).reshape(f, k)
+    cols = xp.empty((n, k + (b is not None), g.t), dtype=x.dtype)
+    cols[:, :k].reshape(n, kh, kw, c, g.t)[...] = windows  # splitting an axis: a view, filled in place
     if b is not None:
-        wide += b[:, None]
+        cols[:, k] = 1
+        w2 = xp.concatenate([w2, b[:, None]], axis=1)
+    wide = xp.matmul(w2, cols)
     # a view that drops the junk columns: the next layer reads it once, no copy needed here
     out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
-    return out, (g, cols, w2, w, b is not None)
+    return out, (g, cols, w, b is not None)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
-    """Returns (dx, dw, db): db = sum over n, i, j of dout; dW2 = sum_n dout[n] cols[n]^T;
-    dx from :func:`_input_gradient`. db is None without a bias; dx is None with
-    ``input_grad=False`` (for a first layer, whose input is data). Shapes as the inputs.
+    """Returns (dx, dw, db): dW2 = sum_n dout[n] cols[n]^T, whose bias column is
+    db = sum over n, i, j of dout; dx from :func:`_input_gradient`. db is None
+    without a bias; dx is None with ``input_grad=False`` (for a first layer,
+    whose input is data). Shapes as the inputs.
 
     For dW, dout is spread into the wide layout with zeros in the junk columns,
     so the junk columns of cols add nothing.
     """
-    g, cols, w2, w, has_bias = cache
+    g, cols, w, has_bias = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
     _, c, kh, kw = w.shape
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
     wide[..., :g.ow] = dout
     # dW2^T = sum_n cols[n] dout[n]^T: BLAS is faster with the long KH*KW*C side first
     dw2 = xp.matmul(cols, wide.reshape(n, f, g.t).transpose(0, 2, 1)).sum(axis=0)
-    dw = dw2.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
+    db = dw2[-1] if has_bias else None
+    dw = dw2[:kh * kw * c].reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
     if not input_grad:
         return None, dw, db
     return _input_gradient(dout, w, g), dw, db
