@@ -215,6 +215,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=rows.dtype)
     tmp = xp.empty((n, hid), dtype=rows.dtype)
     slopes = xp.empty((4, n, hid), dtype=rows.dtype)
+    d_out = xp.empty_like(slopes)
     for t in range(steps - 1, -1, -1):
         if dhs is not None:
             dh += dhs[:, t]
@@ -226,18 +227,19 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         tmp *= o
         tmp *= dh
         dc += tmp
-        d_gates = da[t].reshape(n, 4, hid).transpose(1, 0, 2)
-        xp.multiply(dc, g, out=d_gates[0])
-        xp.multiply(dc, cs[t], out=d_gates[1])
-        xp.multiply(dh, tc, out=d_gates[2])
-        xp.multiply(dc, i, out=d_gates[3])
+        # gradients of the gate outputs (di, df, do, dg), gate-major and contiguous
+        xp.multiply(dc, g, out=d_out[0])
+        xp.multiply(dc, cs[t], out=d_out[1])
+        xp.multiply(dh, tc, out=d_out[2])
+        xp.multiply(dc, i, out=d_out[3])
         dc *= f
         # s (1 - s) for the sigmoid gates, 1 - g^2 for g
         xp.subtract(1, a, out=slopes)
         slopes[:3] *= a[:3]
         xp.add(1, g, out=tmp)
         slopes[3] *= tmp
-        d_gates *= slopes
+        # da[t] (N, 4H) seen as (4, N, H), written once
+        xp.multiply(d_out, slopes, out=da[t].reshape(n, 4, hid).transpose(1, 0, 2))
         xp.matmul(da[t], w_hh, out=dh)
     flat = da.reshape(-1, 4 * hid)
     inverse = xp.argsort(order)
