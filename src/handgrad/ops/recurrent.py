@@ -16,7 +16,9 @@ product; each step does one fused product h W_hh^T for all gates; backward does
 one fused product per step for dh and the weight gradients as one product over
 all steps at the end, with the per-step gate gradients stacked into (T N, G H).
 Internally arrays are time-major (T, N, .) so that every step works on
-contiguous memory.
+contiguous memory. The LSTM instead folds its input projection into the
+per-step product, [x, 1, h] W^T, which leaves nothing big to allocate or add per
+step (see lstm_forward).
 
 Weight layouts are PyTorch's: w_ih (G H, D), w_hh (G H, H), b_ih and b_hh (G H,)
 with the gates stacked in the order (i, f, g, o) for the LSTM and (r, z, n) for
