@@ -16,7 +16,9 @@ product; each step does one fused product h W_hh^T for all gates; backward does
 one fused product per step for dh and the weight gradients as one product over
 all steps at the end, with the per-step gate gradients stacked into (T N, G H).
 Internally arrays are time-major (T, N, .) so that every step works on
-contiguous memory.
+contiguous memory. The LSTM instead folds its input projection into the
+per-step product, [x, 1, h] W^T, which leaves nothing big to allocate or add per
+step (see lstm_forward).
 
 Weight layouts are PyTorch's: w_ih (G H, D), w_hh (G H, H), b_ih and b_hh (G H,)
 with the gates stacked in the order (i, f, g, o) for the LSTM and (r, z, n) for
@@ -38,17 +40,6 @@ def _time_major(x):
 def _batch_first(a):
     """Contiguous (T, N, K) -> (N, T, K), as a contiguous copy."""
     return array_module(a).ascontiguousarray(a.transpose(1, 0, 2))
-
-
-def _time_major_with_ones(x):
-    """(N, T, D) -> contiguous (T, N, D + 1) with a last column of ones, so that
-    [x, 1] [W, b]^T = x W^T + b is one product and its weight gradient holds db."""
-    xp = array_module(x)
-    n, steps, d = x.shape
-    out = xp.empty((steps, n, d + 1), dtype=x.dtype)
-    out[:, :, :d] = x.transpose(1, 0, 2)
-    out[:, :, d] = 1
-    return out
 
 
 def _input_projection(x_tm, w, b=None):
@@ -153,46 +144,48 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     Shapes: x (N, T, D), h0 and c0 (N, H), w_ih (4H, D), w_hh (4H, H), b_* (4H,).
     Returns ``((hs, h_T, c_T), cache)`` with hs (N, T, H).
 
-    Internally the gate blocks are reordered to (i, f, o, g) and the sigmoid rows of
-    the weights halved, so each step is one product followed by one tanh over the
-    whole (N, 4H) block, after which the first 3H columns become sigmoids by
-    (1 + tanh(a / 2)) / 2. The bias rides along as an extra input column of ones.
+    Each step is one product a[t] = [x[t], 1, h[t-1]] W^T with W = [W_ih, b, W_hh]
+    (the bias rides along as an input column of ones), written gate-major (4, N, H)
+    so that every gate is one contiguous block. The rows [x[t], 1, h[t-1]] of all
+    steps live in one array, which the backward pass reuses for all weight
+    gradients in one product. The gates are reordered to (i, f, o, g) and the
+    sigmoid rows of W halved, so one tanh covers the whole block, after which the
+    first three gates become sigmoids by sigmoid(a) = (1 + tanh(a / 2)) / 2.
     """
     xp = array_module(x)
+    n, steps, d = x.shape
     hid = w_hh.shape[1]
     order = _lstm_internal_order(xp, hid)
-    scale = xp.ones((4 * hid, 1), dtype=w_ih.dtype)
-    scale[: 3 * hid] = 0.5
-    w_ib = xp.concatenate([w_ih, (b_ih + b_hh)[:, None]], axis=1)[order]
-    x_tm = _time_major_with_ones(x)
-    steps, n = x_tm.shape[:2]
-    gates = _input_projection(x_tm, w_ib * scale)
-    w_hh_s_t = (w_hh[order] * scale).T.copy()
-    # slot 0 holds the initial state, slot t + 1 the state after step t
+    w = xp.concatenate([w_ih, (b_ih + b_hh)[:, None], w_hh], axis=1)[order]
+    half = xp.ones((4 * hid, 1), dtype=w.dtype)
+    half[: 3 * hid] = 0.5
+    # (4, D + 1 + H, H): one (D + 1 + H, H) block per gate
+    w_gates = xp.ascontiguousarray((w * half).reshape(4, hid, -1).transpose(0, 2, 1))
+    # rows[t] = [x[t], 1, h[t-1]]; the last slot holds only the final h (its x part is unused)
+    rows = xp.empty((steps + 1, n, d + 1 + hid), dtype=x.dtype)
+    rows[:steps, :, :d] = x.transpose(1, 0, 2)
+    rows[:, :, d] = 1
+    rows[0, :, d + 1:] = h0
+    hs = rows[:, :, d + 1:]
+    # slot 0 holds the initial cell state, slot t + 1 the state after step t
     cs = xp.empty((steps + 1, n, hid), dtype=x.dtype)
-    hs = xp.empty_like(cs)
-    cs[0], hs[0] = c0, h0
+    cs[0] = c0
     tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
-    # 1 - tanh^2 of every gate, made while the step is in cache: the backward pass
-    # turns it into the gate derivatives (see lstm_backward)
-    slopes = xp.empty_like(gates)
+    acts = xp.empty((steps, 4, n, hid), dtype=x.dtype)
     ig = xp.empty((n, hid), dtype=x.dtype)
-    sig = slice(0, 3 * hid)
     for t in range(steps):
-        a = gates[t]
-        a += hs[t] @ w_hh_s_t
+        a = acts[t]
+        xp.matmul(rows[t], w_gates, out=a)
         xp.tanh(a, out=a)
-        xp.multiply(a, a, out=slopes[t])
-        xp.subtract(1, slopes[t], out=slopes[t])
-        a[:, sig] += 1
-        a[:, sig] *= 0.5
-        i, f, o, g = a[:, :hid], a[:, hid: 2 * hid], a[:, 2 * hid: 3 * hid], a[:, 3 * hid:]
+        a[:3] += 1
+        a[:3] *= 0.5
+        i, f, o, g = a
         xp.multiply(f, cs[t], out=cs[t + 1])
         xp.multiply(i, g, out=ig)
         cs[t + 1] += ig
         xp.tanh(cs[t + 1], out=tanh_cs[t])
         xp.multiply(o, tanh_cs[t], out=hs[t + 1])
-    cache = (x_tm, w_ib, w_hh, order, gates, slopes, cs, tanh_cs, hs)
+    cache = (rows, w, order, acts, cs, tanh_cs)
     return (_batch_first(hs[1:]), hs[-1].copy(), cs[-1].copy()), cache
 
 
@@ -209,48 +202,53 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         dx[t]    = da W_ih
         dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
 
-    The weight and bias gradients are single products over the stacked (T N, 4H)
-    gate gradients. Returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), the
-    weight gradients in PyTorch's (i, f, g, o) layout.
+    The weight and bias gradients are one product of the stacked (T N, 4H) gate
+    gradients with the forward rows [x[t], 1, h[t-1]]. Returns (dx (N, T, D), dh0,
+    dc0, dw_ih, dw_hh, db_ih, db_hh), the weight gradients in PyTorch's (i, f, g, o)
+    layout.
     """
-    x_tm, w_ib, w_hh, order, acts, slopes, cs, tanh_cs, hs = cache
-    xp = array_module(hs)
+    rows, w, order, acts, cs, tanh_cs = cache
+    xp = array_module(rows)
     steps, n, hid = tanh_cs.shape
-    # slopes = 1 - tanh^2 is the derivative of g; for a sigmoid s = (1 + tanh(a/2)) / 2
-    # it is 4 s (1 - s). The loop multiplies by slopes alone and so carries 4 x the true
-    # sigmoid-gate gradients; the factor 1/4 is folded into the weights they meet.
-    quarter = xp.ones((4 * hid, 1), dtype=hs.dtype)
-    quarter[: 3 * hid] = 0.25
-    w_hh_q = w_hh[order] * quarter
-    da = xp.empty_like(acts)
-    dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
-    dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=hs.dtype)
-    tmp = xp.empty((n, hid), dtype=hs.dtype)
+    d = rows.shape[2] - hid - 1
+    w_hh = xp.ascontiguousarray(w[:, d + 1:])
+    da = xp.empty((steps, n, 4 * hid), dtype=rows.dtype)
+    dh = dh_T.copy() if dh_T is not None else xp.zeros((n, hid), dtype=rows.dtype)
+    dc = dc_T.copy() if dc_T is not None else xp.zeros((n, hid), dtype=rows.dtype)
+    tmp = xp.empty((n, hid), dtype=rows.dtype)
+    slopes = xp.empty((4, n, hid), dtype=rows.dtype)
+    d_out = xp.empty_like(slopes)
     for t in range(steps - 1, -1, -1):
         if dhs is not None:
             dh += dhs[:, t]
-        a, d = acts[t], da[t]
-        i, f, o, g = a[:, :hid], a[:, hid: 2 * hid], a[:, 2 * hid: 3 * hid], a[:, 3 * hid:]
-        tc = tanh_cs[t]
+        a, tc = acts[t], tanh_cs[t]
+        i, f, o, g = a
         # dc += dh o (1 - tanh(c)^2)
         xp.multiply(tc, tc, out=tmp)
         xp.subtract(1, tmp, out=tmp)
         tmp *= o
         tmp *= dh
         dc += tmp
-        xp.multiply(dh, tc, out=d[:, 2 * hid: 3 * hid])
-        xp.multiply(dc, g, out=d[:, :hid])
-        xp.multiply(dc, cs[t], out=d[:, hid: 2 * hid])
-        xp.multiply(dc, i, out=d[:, 3 * hid:])
+        # gradients of the gate outputs (di, df, do, dg), gate-major and contiguous
+        xp.multiply(dc, g, out=d_out[0])
+        xp.multiply(dc, cs[t], out=d_out[1])
+        xp.multiply(dh, tc, out=d_out[2])
+        xp.multiply(dc, i, out=d_out[3])
         dc *= f
-        d *= slopes[t]
-        xp.matmul(d, w_hh_q, out=dh)
+        # s (1 - s) for the sigmoid gates, 1 - g^2 for g
+        xp.subtract(1, a, out=slopes)
+        slopes[:3] *= a[:3]
+        xp.add(1, g, out=tmp)
+        slopes[3] *= tmp
+        # da[t] (N, 4H) seen as (4, N, H), written once
+        xp.multiply(d_out, slopes, out=da[t].reshape(n, 4, hid).transpose(1, 0, 2))
+        xp.matmul(da[t], w_hh, out=dh)
+    flat = da.reshape(-1, 4 * hid)
     inverse = xp.argsort(order)
-    dx = (da.reshape(-1, 4 * hid) @ (w_ib[:, :-1] * quarter)).reshape(steps, n, -1)
-    dw_ib = (_weight_grads(da, x_tm) * quarter)[inverse]
-    dw_hh = (_weight_grads(da, hs[:-1]) * quarter)[inverse]
-    db = dw_ib[:, -1]
-    return _batch_first(dx), dh, dc, dw_ib[:, :-1], dw_hh, db, db.copy()
+    dw = _weight_grads(da, rows[:-1])[inverse]
+    dx = (flat @ w[:, :d]).reshape(steps, n, d)
+    db = dw[:, d]
+    return _batch_first(dx), dh, dc, dw[:, :d], dw[:, d + 1:], db, db.copy()
 
 
 # -- GRU -----------------------------------------------------------------------
