@@ -16,7 +16,23 @@ def test_trainer_learns_synthetic_blobs():
     assert np.mean(history["iteration_loss"][-5:]) < 0.5 * np.mean(history["iteration_loss"][:5])
     assert [r["epoch"] for r in history["eval"]] == [1, 2, 3]
     assert history["eval"][-1]["val_acc"] > 0.95
-    assert set(history["eval"][0]) == {"epoch", "iteration", "samples", "train_loss", "train_acc", "val_loss", "val_acc"}
+    assert set(history["eval"][0]) == {"epoch", "iteration", "samples", "train_loss", "train_acc", "val_loss", "val_acc",
+                                       "test_loss", "test_acc"}
+    assert history["eval"][0]["test_acc"] is None  # no eval_test
+
+
+def test_eval_test_records_test_accuracy_at_every_evaluation_without_choosing_by_it():
+    X_test, y_test = blobs(300, seed=7)
+    curves = make_trainer(epochs=2, eval_every=400, test_data=(X_test, y_test), eval_test=True)
+    history = curves.fit()
+    assert [r["test_acc"] is not None for r in history["eval"]] == [True] * 3
+    final = evaluate(curves.model, nn.CrossEntropyLoss(), (X_test, y_test), 64)
+    assert history["eval"][-1]["test_acc"] == pytest.approx(final["accuracy"])  # the last eval is the best here
+    plain = make_trainer(epochs=2, eval_every=400, test_data=(X_test, y_test))
+    plain.fit()
+    assert plain.best_val_acc == curves.best_val_acc and plain.test_accuracy == curves.test_accuracy
+    with pytest.raises(ValueError, match="eval_test=True needs test_data"):
+        make_trainer(eval_test=True)
 
 
 @pytest.mark.parametrize("eval_every, expected", [(300, 4), (250, 5), (1000, 2)])

@@ -27,9 +27,9 @@ A training run is described by a JSON-able dict::
   completed, may be fractional when evaluating inside an epoch),
   ``iteration`` (optimizer steps so far) and ``samples`` (training samples
   seen so far) are required. The metrics ``train_loss``, ``train_acc``,
-  ``val_loss`` and ``val_acc`` are optional: a missing or ``None`` value (for
-  example no validation set) is simply not drawn. Accuracies are fractions
-  in [0, 1].
+  ``val_loss``, ``val_acc``, ``test_loss`` and ``test_acc`` are optional: a
+  missing or ``None`` value (for example no validation set) is simply not
+  drawn. Accuracies are fractions in [0, 1].
 
 Other keys are allowed and ignored.
 """
@@ -43,7 +43,7 @@ import numpy as np
 
 from .atomic import atomic_file
 
-EVAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+EVAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 X_AXES = ("epoch", "iteration", "samples")
 _X_LABELS = {"epoch": "epoch", "iteration": "iteration", "samples": "training samples seen"}
 _METRIC_LABELS = {
@@ -52,6 +52,8 @@ _METRIC_LABELS = {
     "val_loss": "validation loss",
     "train_acc": "training accuracy",
     "val_acc": "validation accuracy",
+    "test_loss": "test loss",
+    "test_acc": "test accuracy",
 }
 _RED = "#d62728"
 

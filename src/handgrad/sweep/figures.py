@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 
-CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "validation", "C1"))
+CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "validation", "C1"), ("test_acc", "test", "C2"))
 LOSS_METRICS = (("train_loss", "train", "C0"), ("val_loss", "validation", "C1"))
 
 

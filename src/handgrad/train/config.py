@@ -32,6 +32,7 @@ DEFAULTS = {
     "loss_reduction": "mean",  # mean or sum
     "eval_every": None,        # None: every epoch; N: every N training samples
     "eval_train_fraction": 0.2,
+    "eval_test": False,        # also evaluate the test set at every evaluation (curves)
     "patience": None,
     "clip_grad_norm": None,
     "seed": 0,
@@ -94,6 +95,8 @@ def check_config(config: dict, source: str = "config") -> dict:
             raise bad(key, "a number in (0, 1]")
         if key in ("weight_scale", "clip_grad_norm") and value is not None and not (_is_number(value) and value > 0):
             raise bad(key, "a positive number")
+        if key == "eval_test" and not isinstance(value, bool):
+            raise bad(key, "true or false")
         if key == "seed" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
             raise bad(key, "an integer >= 0")
         if key in ("model_kwargs", "data_kwargs") and not isinstance(value, dict):

@@ -62,7 +62,8 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     trainer = Trainer(
         model, loss, optimizer, train, val, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         lr_decay=cfg["lr_decay"], eval_every=cfg["eval_every"],
-        eval_train_fraction=cfg["eval_train_fraction"], test_data=test, print_every=cfg["print_every"],
+        eval_train_fraction=cfg["eval_train_fraction"], test_data=test, eval_test=cfg["eval_test"],
+        print_every=cfg["print_every"],
         clip_grad_norm=cfg["clip_grad_norm"], patience=cfg["patience"], checkpoint_dir=out,
         seed=cfg["seed"], progress="none" if quiet else "auto", on_eval=on_eval, config=cfg,
     )

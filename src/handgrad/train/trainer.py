@@ -103,6 +103,9 @@ class Trainer:
         eval_train_fraction: train accuracy/loss are measured on a fixed random subset
             of this fraction of the training set (chosen once, from ``seed``).
         test_data: ``(X, y)`` evaluated once at the end with the restored best model.
+        eval_test: also evaluate ``test_data`` at every evaluation (``test_loss``,
+            ``test_acc`` in the history), for learning curves on the test set; it
+            never picks the best model.
         print_every: log a line every this many iterations (plain log mode).
         clip_grad_norm: clip the global gradient norm to this value before each step.
         patience: stop after this many evaluations without a better val accuracy.
@@ -119,7 +122,7 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
-                 test_data=None, print_every=100, clip_grad_norm=None, patience=None,
+                 test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
                  config=None):
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -160,6 +163,9 @@ class Trainer:
                 self.train_eval_data = (X, y)
         self.val_data = None if val_data is None else _check_data("val_data", val_data)
         self.test_data = None if test_data is None else _check_data("test_data", test_data)
+        if eval_test and self.test_data is None:
+            raise ValueError("Trainer: eval_test=True needs test_data")
+        self.eval_test = bool(eval_test)
 
         self.history = {"iteration_loss": [], "eval": []}
         self.epoch = 0            # completed epochs
@@ -266,7 +272,8 @@ class Trainer:
 
     def _eval_and_checkpoint(self) -> None:
         record = {"epoch": self.iteration_epoch(), "iteration": self.iteration, "samples": self.samples,
-                  "train_loss": None, "train_acc": None, "val_loss": None, "val_acc": None}
+                  "train_loss": None, "train_acc": None, "val_loss": None, "val_acc": None,
+                  "test_loss": None, "test_acc": None}
         if self.train_eval_data is not None:
             train = self._evaluate("training", self.train_eval_data)
             record.update(train_loss=train["loss"], train_acc=train["accuracy"])
@@ -281,6 +288,9 @@ class Trainer:
                 self.evals_since_best += 1
                 if self.patience is not None and self.evals_since_best >= self.patience:
                     self.stopped_early = True
+        if self.eval_test:
+            test = self._evaluate("test", self.test_data)
+            record.update(test_loss=test["loss"], test_acc=test["accuracy"])
         self.history["eval"].append(record)
         self.progress.message(self._describe(record))
         if self.stopped_early:
@@ -296,8 +306,8 @@ class Trainer:
     @staticmethod
     def _describe(r) -> str:
         parts = [f"epoch {r['epoch']:g} ({r['samples']} samples)"]
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
-            if r[key] is not None:
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+            if r.get(key) is not None:
                 parts.append(f"{key} {r[key]:.4f}")
         return ", ".join(parts)
 
