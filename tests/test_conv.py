@@ -69,16 +69,12 @@ def torch_conv2d(x, weight, bias, args):
     return TF.conv2d(x, weight, bias, stride, padding, args["dilation"])
 
 
-@given(conv2d_cases())
-def test_conv2d_matches_torch(case):
-    (n, c, h, w, f), args = case
-    rng = np.random.default_rng(0)
-    layer = nn.Conv2d(c, f, rng=rng, **args)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+def assert_matches_torch(layer, x, torch_forward, rng):
+    """Forward, dx, dW and db of ``layer`` equal ``torch_forward(x, weight, bias)`` with copied weights."""
     out = layer(x)
     tx, tw = t(x, True), t(layer.weight.data, True)
     tb = t(layer.bias.data, True) if layer.bias is not None else None
-    ref = torch_conv2d(tx, tw, tb, args)
+    ref = torch_forward(tx, tw, tb)
     assert out.shape == tuple(ref.shape) and out.dtype == np.float32
     assert_close(out, ref, 1e-5, "out")
     dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -87,6 +83,15 @@ def test_conv2d_matches_torch(case):
     assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
     if tb is not None:
         assert_close(layer.bias.grad, tb.grad, 1e-4, "db")
+
+
+@given(conv2d_cases())
+def test_conv2d_matches_torch(case):
+    (n, c, h, w, f), args = case
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2d(c, f, rng=rng, **args)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
 
 
 @given(conv2d_cases())
@@ -115,21 +120,15 @@ def test_conv1d_matches_torch(case):
     rng = np.random.default_rng(2)
     layer = nn.Conv1d(c, f, rng=rng, **args)
     x = rng.standard_normal((n, c, length)).astype(np.float32)
-    out = layer(x)
-    tx, tw = t(x, True), t(layer.weight.data, True)
-    tb = t(layer.bias.data, True) if layer.bias is not None else None
-    xin, padding = tx, args["padding"]
-    if padding == "same":
-        xin = TF.pad(tx, tf_same(length, args["kernel_size"], args["stride"], args["dilation"]))
-        padding = 0
-    ref = TF.conv1d(xin, tw, tb, args["stride"], padding, args["dilation"])
-    assert_close(out, ref, 1e-5, "out")
-    dout = rng.standard_normal(out.shape).astype(np.float32)
-    ref.backward(t(dout))
-    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
-    assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
-    if tb is not None:
-        assert_close(layer.bias.grad, tb.grad, 1e-4, "db")
+
+    def torch_conv1d(tx, tw, tb):
+        padding = args["padding"]
+        if padding == "same":
+            tx = TF.pad(tx, tf_same(length, args["kernel_size"], args["stride"], args["dilation"]))
+            padding = 0
+        return TF.conv1d(tx, tw, tb, args["stride"], padding, args["dilation"])
+
+    assert_matches_torch(layer, x, torch_conv1d, rng)
 
 
 @given(conv1d_cases())
