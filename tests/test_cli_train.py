@@ -187,3 +187,15 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert state["history"]["iteration_loss"] == ref_state["history"]["iteration_loss"]
     for name in ref_state["model"]:
         assert np.array_equal(ref_state["model"][name], state["model"][name]), name
+
+
+def test_a_run_without_matplotlib_writes_everything_but_the_plots(tmp_path):
+    """The core needs only NumPy: with matplotlib missing, training and the report still work."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from handgrad.cli import main; "
+            f"sys.exit(main(['train', '--data', 'synth', '--epochs', '1', '--out', {str(tmp_path / 'run')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy:" in out.stdout
+    assert 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")' in out.stderr
+    assert (tmp_path / "run" / "model.npz").is_file() and not (tmp_path / "run" / "plots").exists()
+    assert "plots skipped" in (tmp_path / "run" / "report.html").read_text()

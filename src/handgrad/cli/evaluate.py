@@ -1,6 +1,7 @@
 """``handgrad evaluate``: accuracy, classification report and plots of a trained model."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -29,7 +30,7 @@ def load_split(metadata: dict, data, split: str):
 
 def run(args) -> int:
     from ..train.evaluate import predict
-    from ..train.report import write_evaluation
+    from ..train.report import NO_MATPLOTLIB, can_plot, write_evaluation
     from ..train.restore import load_trained
 
     model, metadata = load_trained(args.checkpoint)
@@ -41,5 +42,7 @@ def run(args) -> int:
     result = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} {args.split} set")
     print(result["report"])
     print(f"results in: {out}")
+    if not can_plot():
+        print(NO_MATPLOTLIB, file=sys.stderr)
     print(f"accuracy: {result['accuracy']:.4f}")
     return 0

@@ -45,6 +45,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..train import TrainingDiverged, train_from_config
     from ..train.config import read_config_file
+    from ..train.report import NO_MATPLOTLIB, can_plot
 
     config = read_config_file(args.config) if args.config else {}
     config.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
@@ -65,6 +66,8 @@ def run(args) -> int:
         print(f"handgrad train: {exc}", file=sys.stderr)
         return 1
     print(f"run directory: {out}")
+    if not can_plot():
+        print(NO_MATPLOTLIB, file=sys.stderr)
     print(f"wall time: {result['wall_time']:.1f} s")
     print(f"test accuracy: {result['test_accuracy']:.4f}")
     return 0

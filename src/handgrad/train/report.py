@@ -40,6 +40,18 @@ def is_image_batch(X) -> bool:
     return X.ndim == 4 and X.shape[1] in (1, 3) or X.ndim == 3
 
 
+NO_MATPLOTLIB = 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")'
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed; without it a run still writes everything but the PNGs."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
     """Accuracy, classification report, confusion matrix and a predictions grid for
     one labelled set; returns ``{"accuracy", "report": Report, "plots": [names]}``."""
@@ -47,24 +59,30 @@ def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
     from ..metrics import accuracy, classification_report, confusion_matrix
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
     flat_y, flat_pred = np.ravel(y), np.ravel(pred)
     report = classification_report(flat_y, flat_pred, class_names=class_names)
     with atomic_file(out / "classification_report.txt", "w") as f:
         f.write(str(report) + "\n")
     write_json(out / "classification_report.json", report.to_dict())
+    result = {"accuracy": accuracy(flat_y, flat_pred), "report": report, "plots": []}
+    if not can_plot():
+        return result
     matrix = confusion_matrix(flat_y, flat_pred, num_classes=len(class_names))
-    names = ["plots/confusion_matrix.png"]
+    names = result["plots"]
+    (out / "plots").mkdir(exist_ok=True)
+    names.append("plots/confusion_matrix.png")
     plots.plot_confusion_matrix(matrix, class_names, path=out / names[0], title=f"Confusion matrix ({title})")
     if is_image_batch(X) and np.ndim(y) == 1:
         idx = sample_indices(len(X))
         names.append("plots/predictions.png")
         plots.plot_images(X[idx], y[idx], pred[idx], class_names, path=out / names[-1],
                           title=f"Sample predictions ({title})")
-    return {"accuracy": accuracy(flat_y, flat_pred), "report": report, "plots": names}
+    return result
 
 
 def write_curves(out: Path, history: dict) -> list:
+    if not can_plot():
+        return []
     from .. import plots
 
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -94,6 +112,8 @@ def write_html(path, title: str, facts: dict, sections: list) -> None:
 
 
 def images_html(names) -> str:
+    if not can_plot():
+        return f"<p>{html.escape(NO_MATPLOTLIB)}</p>"
     return "".join(f'<img src="{html.escape(n)}" alt="{html.escape(n)}">' for n in names)
 
 
