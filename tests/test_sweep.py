@@ -322,6 +322,8 @@ def test_cli_runs_on_a_dask_scheduler_and_matches_a_local_run(tmp_path, dask_cli
     assert local.returncode == 0, local.stderr
     assert results_by_run(tmp_path / "dask") == results_by_run(tmp_path / "local")
     assert len(results_by_run(tmp_path / "dask")[0]) == 4
+    # the workers' files land in the sweep directory, not relative to the workers' own cwd
+    assert len(list((tmp_path / "dask" / "runs").glob("*/train/weights.txt"))) == 4
 
 
 def test_cli_lists_the_settings_of_a_grid_given_on_the_command_line(tmp_path):

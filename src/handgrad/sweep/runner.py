@@ -86,7 +86,7 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     many were skipped as already finished, the failures, and the best setting.
     """
     _check_jobs(n_jobs)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # workers (Dask) resolve relative paths against their own cwd
     runs = expand(spec, forced)
     run_fn = run_fn or default_run_fn()
     write_json(out_dir / "sweep.json", {
