@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from handgrad import nn
+from handgrad.gradcheck import numerical_gradient, rel_error
 
 LAYERS = {
     "rnn": lambda d, h: nn.RNN(d, h, rng=1, dtype=np.float64),
@@ -16,25 +17,9 @@ LAYERS = {
 }
 
 
-def numerical_grad(f, a, eps=1e-5):
-    """Central differences of the scalar f() w.r.t. every entry of the array a (perturbed in place)."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def rel_error(a, b):
-    """||a - b|| / (||a|| + ||b||): relative to the whole gradient, so that entries near
-    zero (where finite differences carry only round-off) do not dominate."""
-    return np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b))
+def numerical_grad(f, a):
+    """Central differences of the scalar f() w.r.t. every entry of ``a`` (perturbed in place)."""
+    return numerical_gradient(lambda _: f(), a)
 
 
 def as_list(state):
