@@ -57,11 +57,6 @@ def zeros_(tensor):
     return tensor
 
 
-def constant_(tensor, value):
-    _array(tensor)[...] = value
-    return tensor
-
-
 def xavier_uniform_(tensor, gain=1.0, rng=None):
     """Glorot & Bengio (2010): U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)),
     which keeps the variance of activations and gradients roughly constant across layers."""
