@@ -175,32 +175,26 @@ class Module:
         for current, value in updates:
             current[...] = value
 
+    def _replace_arrays(self, fn, floating_buffers_only: bool = False):
+        """Replace every parameter, gradient and buffer array ``a`` by ``fn(a)``; returns self."""
+        for _, module in self.named_modules():
+            for p in module._parameters.values():
+                p.data, p.grad = fn(p.data), fn(p.grad)
+            for name in module._buffers:
+                buf = getattr(module, name)
+                if not floating_buffers_only or buf.dtype.kind == "f":
+                    object.__setattr__(module, name, fn(buf))
+        return self
+
     def to(self, device: str):
         """Move every parameter, gradient and buffer to ``'cpu'`` (NumPy) or ``'cuda'`` (CuPy); returns self.
         Inputs must then live on the same device: kernels follow the array module of their input."""
         xp = device_module(device)
-
-        def move(a):
-            return xp.asarray(to_numpy(a)) if xp is np else xp.asarray(a)
-
-        for module in (m for _, m in self.named_modules()):
-            for p in module._parameters.values():
-                p.data, p.grad = move(p.data), move(p.grad)
-            for name in module._buffers:
-                object.__setattr__(module, name, move(getattr(module, name)))
-        return self
+        return self._replace_arrays(lambda a: xp.asarray(to_numpy(a)) if xp is np else xp.asarray(a))
 
     def astype(self, dtype):
-        """Cast every parameter, gradient and floating buffer to ``dtype`` in place; returns self."""
-        for module in (m for _, m in self.named_modules()):
-            for p in module._parameters.values():
-                p.data = p.data.astype(dtype)
-                p.grad = p.grad.astype(dtype)
-            for name in module._buffers:
-                buf = getattr(module, name)
-                if buf.dtype.kind == "f":
-                    object.__setattr__(module, name, buf.astype(dtype))
-        return self
+        """Cast every parameter, gradient and floating buffer to ``dtype``; returns self."""
+        return self._replace_arrays(lambda a: a.astype(dtype), floating_buffers_only=True)
 
     # -- display -----------------------------------------------------------
     def extra_repr(self) -> str:
