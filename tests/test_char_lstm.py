@@ -1,7 +1,5 @@
 """The character pipeline and the char-LSTM: vocabulary and batches, learning on a slice
 of Shakespeare, reproducible sampling and clear errors on bad input."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,21 +8,7 @@ from handgrad import nn
 from handgrad.data.text import CharVocab, StreamLoader, read_corpus, sequence_pairs, split_ids
 from handgrad.models.char_lstm import char_lstm
 from oracle import assert_close, copy_weights, t
-
-SHAKESPEARE = [Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare.txt",
-               Path("/work/shared/data/tinyshakespeare.txt")]
-
-
-def corpus_slice(size):
-    """The start of the Shakespeare corpus (never copied into the repository); where it
-    is not installed, English prose-and-code of the same kind of size from the Python
-    standard library, so that the test always runs."""
-    for path in SHAKESPEARE:
-        if path.is_file():
-            return read_corpus(path)[:size]
-    import argparse
-
-    return Path(argparse.__file__).read_text()[:size]
+from trainer_helpers import corpus_slice
 
 
 class AdamForTests:
@@ -127,11 +111,17 @@ def test_stateful_model_carries_state_between_batches_and_resets():
     first = model(x)
     second = model(x)
     assert not np.allclose(first, second)  # the second call starts from the carried state
-    model.train()
-    np.testing.assert_allclose(model(x), first)  # train() reset the state
-    model(x[:1])  # a new batch size starts from zeros
+    carried = model.carried_state
     model.eval()
-    np.testing.assert_allclose(model(x), model(x))  # eval never carries
+    np.testing.assert_allclose(model(x), first)  # eval starts from zeros...
+    np.testing.assert_allclose(model(x), first)  # ...and never carries
+    expected = model(x, carried)
+    model.train()
+    assert model.carried_state is carried  # eval passes and mode switches leave the training carry alone
+    np.testing.assert_allclose(model(x), expected)
+    model.reset_state()
+    np.testing.assert_allclose(model(x), first)  # reset_state() forgot it
+    np.testing.assert_allclose(model(x[:1]), first[:1])  # a new batch size starts from zeros
 
 
 def test_training_on_a_slice_of_shakespeare_lowers_validation_loss():
