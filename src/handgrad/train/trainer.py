@@ -28,10 +28,11 @@ chunk, starting from zeros (see :func:`handgrad.train.evaluate.evaluate`).
 Exact resume. A checkpoint holds the model, optimizer and schedule states, the
 state of the global handgrad generator (dropout draws from it), the data
 loader's state at the start of the current epoch and how many of that epoch's
-batches are done, the model's carried state, the history and every counter. ``fit(resume_from=path)``
-rebuilds all of it and skips the batches already trained on, so a run killed at
-any moment and resumed from its last checkpoint produces the same
-per-iteration losses and bitwise the same weights as a run never interrupted.
+batches are done, the model's carried state, the history and every counter.
+``fit(resume_from=path)`` rebuilds all of it and skips the batches already
+trained on, so a run killed at any moment and resumed from its last checkpoint
+produces the same per-iteration losses and bitwise the same weights as a run
+never interrupted.
 
 The Trainer is generic: batches are whatever the loader yields as ``(x, y)``,
 the loss is any module with ``forward(out, y) -> float`` and ``backward()``, and
