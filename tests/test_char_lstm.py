@@ -78,6 +78,17 @@ def test_stream_batches_continue_row_by_row():
         np.testing.assert_array_equal(y0, x0 + 1)
 
 
+def test_evaluation_streams_serve_the_short_last_chunk_and_the_loader_state_checks_the_layout():
+    loader = StreamLoader(np.arange(48), batch_size=4, seq_len=5, drop_last=False)  # 4 streams of 11
+    assert [x.shape[1] for x, _ in loader] == [5, 5, 1] and len(loader) == 3
+    assert len(StreamLoader(np.arange(48), batch_size=4, seq_len=5)) == 2
+    loader.load_state_dict(loader.state_dict())
+    with pytest.raises(ValueError, match="are not these streams"):
+        loader.load_state_dict({"batch_size": 8, "seq_len": 5, "length": 5})
+    with pytest.raises(ValueError, match="too few for 4 streams of at least 1"):
+        StreamLoader(np.arange(4), batch_size=4, seq_len=5, drop_last=False)
+
+
 def test_char_lstm_matches_the_same_stack_in_torch(rng):
     model = char_lstm(vocab_size=11, hidden_size=8, num_layers=2, embedding_dim=6, rng=0)
 
@@ -189,6 +200,7 @@ def test_text_data_set_is_registered(tmp_path):
     ds = load_dataset("text", text_file=str(corpus), seq_len=8)
     X, y = ds.train
     assert X.dtype == y.dtype == np.int64 and X.shape[1:] == (8,) and ds.input_shape == (8,)
+    assert ds.sequential  # the chunks continue each other: split by position, read as streams
     np.testing.assert_array_equal(X[:, 1:], y[:, :-1])
     assert "".join(ds.classes) == "".join(sorted(set(corpus.read_text())))
     assert len(ds.test[0]) == (len(corpus.read_text()) // 10 - 1) // 8

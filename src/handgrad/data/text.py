@@ -112,8 +112,8 @@ class StreamLoader:
 
     Has the ``__len__`` / ``state_dict`` / ``load_state_dict`` a Trainer expects of a
     loader. Nothing in it changes between epochs, so its state is its layout; the
-    Trainer counts the batches done itself, and the model's carried (h, c) is saved
-    with the model (see :class:`handgrad.train.Trainer`).
+    Trainer counts the batches done itself and saves the model's carried (h, c) in
+    its checkpoint (see :class:`handgrad.train.Trainer`).
     """
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, drop_last: bool = True):
