@@ -1,7 +1,5 @@
 """The character pipeline and the char-LSTM: vocabulary and batches, learning on a slice
 of Shakespeare, reproducible sampling and clear errors on bad input."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,21 +8,7 @@ from handgrad import nn
 from handgrad.data.text import CharVocab, StreamLoader, read_corpus, sequence_pairs, split_ids
 from handgrad.models.char_lstm import char_lstm
 from oracle import assert_close, copy_weights, t
-
-SHAKESPEARE = [Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare.txt",
-               Path("/work/shared/data/tinyshakespeare.txt")]
-
-
-def corpus_slice(size):
-    """The start of the Shakespeare corpus (never copied into the repository); where it
-    is not installed, English prose-and-code of the same kind of size from the Python
-    standard library, so that the test always runs."""
-    for path in SHAKESPEARE:
-        if path.is_file():
-            return read_corpus(path)[:size]
-    import argparse
-
-    return Path(argparse.__file__).read_text()[:size]
+from trainer_helpers import corpus_slice
 
 
 class AdamForTests:
@@ -94,6 +78,17 @@ def test_stream_batches_continue_row_by_row():
         np.testing.assert_array_equal(y0, x0 + 1)
 
 
+def test_evaluation_streams_serve_the_short_last_chunk_and_the_loader_state_checks_the_layout():
+    loader = StreamLoader(np.arange(48), batch_size=4, seq_len=5, drop_last=False)  # 4 streams of 11
+    assert [x.shape[1] for x, _ in loader] == [5, 5, 1] and len(loader) == 3
+    assert len(StreamLoader(np.arange(48), batch_size=4, seq_len=5)) == 2
+    loader.load_state_dict(loader.state_dict())
+    with pytest.raises(ValueError, match="are not these streams"):
+        loader.load_state_dict({"batch_size": 8, "seq_len": 5, "length": 5})
+    with pytest.raises(ValueError, match="too few for 4 streams of at least 1"):
+        StreamLoader(np.arange(4), batch_size=4, seq_len=5, drop_last=False)
+
+
 def test_char_lstm_matches_the_same_stack_in_torch(rng):
     model = char_lstm(vocab_size=11, hidden_size=8, num_layers=2, embedding_dim=6, rng=0)
 
@@ -127,11 +122,17 @@ def test_stateful_model_carries_state_between_batches_and_resets():
     first = model(x)
     second = model(x)
     assert not np.allclose(first, second)  # the second call starts from the carried state
-    model.train()
-    np.testing.assert_allclose(model(x), first)  # train() reset the state
-    model(x[:1])  # a new batch size starts from zeros
+    carried = model.carried_state
     model.eval()
-    np.testing.assert_allclose(model(x), model(x))  # eval never carries
+    np.testing.assert_allclose(model(x), first)  # eval starts from zeros...
+    np.testing.assert_allclose(model(x), first)  # ...and never carries
+    expected = model(x, carried)
+    model.train()
+    assert model.carried_state is carried  # eval passes and mode switches leave the training carry alone
+    np.testing.assert_allclose(model(x), expected)
+    model.reset_state()
+    np.testing.assert_allclose(model(x), first)  # reset_state() forgot it
+    np.testing.assert_allclose(model(x[:1]), first[:1])  # a new batch size starts from zeros
 
 
 def test_training_on_a_slice_of_shakespeare_lowers_validation_loss():
@@ -199,6 +200,7 @@ def test_text_data_set_is_registered(tmp_path):
     ds = load_dataset("text", text_file=str(corpus), seq_len=8)
     X, y = ds.train
     assert X.dtype == y.dtype == np.int64 and X.shape[1:] == (8,) and ds.input_shape == (8,)
+    assert ds.sequential  # the chunks continue each other: split by position, read as streams
     np.testing.assert_array_equal(X[:, 1:], y[:, :-1])
     assert "".join(ds.classes) == "".join(sorted(set(corpus.read_text())))
     assert len(ds.test[0]) == (len(corpus.read_text()) // 10 - 1) // 8

@@ -22,6 +22,7 @@ def run_dir(tmp_path_factory):
     result = handgrad("train", "--model", "char_lstm", "--data", "text", "--text-file", str(corpus),
                       "--epochs", "3", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
+    (out / "stdout.txt").write_text(result.stdout)
     return out
 
 
@@ -34,6 +35,20 @@ def test_train_reports_loss_in_nats_per_character(run_dir):
     first, last = evals[0], evals[-1]
     assert last["val_loss"] < first["val_loss"] or last["val_loss"] < 2.5
     assert last["train_loss"] < 3.5
+    results = json.loads((run_dir / "results.json").read_text())
+    assert f"test loss: {results['test_loss']:.4f}" in (run_dir / "stdout.txt").read_text()
+    assert 0 < results["test_loss"] < 3.5
+
+
+def test_train_carries_the_state_of_a_stateful_model_in_its_checkpoint(run_dir):
+    import json
+
+    from handgrad.train import load_checkpoint
+
+    assert json.loads((run_dir / "config.json").read_text())["model_kwargs"]["stateful"] is True
+    state = load_checkpoint(run_dir / "checkpoint.npz")
+    assert state["loader"]["batch_size"] == 32  # the StreamLoader's layout: 32 streams
+    assert [tuple(a.shape) for a in state["carried_state"]] == [(1, 32, 256)] * 2
 
 
 def test_same_seed_same_text(run_dir):

@@ -54,7 +54,7 @@ def test_train_from_config_is_deterministic_and_json_able():
     assert a["history"] == b["history"] and a["test_accuracy"] == b["test_accuracy"]
     assert a["history"]["iteration_loss"] != c["history"]["iteration_loss"]
     back = json.loads(json.dumps(a))
-    assert set(back) == {"config", "history", "test_accuracy", "best_val_accuracy", "wall_time"}
+    assert set(back) == {"config", "history", "test_accuracy", "test_loss", "best_val_accuracy", "wall_time"}
     assert back["best_val_accuracy"] == max(r["val_acc"] for r in a["history"]["eval"])
 
 

@@ -1,7 +1,10 @@
 """Small data sets, models and a per-time-step loss for the Trainer tests."""
+from pathlib import Path
+
 import numpy as np
 
 from handgrad import nn
+from handgrad.data.text import read_corpus
 
 
 def blobs(n=600, classes=3, dim=2, seed=0, spread=0.6):
@@ -12,6 +15,22 @@ def blobs(n=600, classes=3, dim=2, seed=0, spread=0.6):
     y = rng.integers(0, classes, size=n)
     X = (centers[y] + spread * rng.normal(size=(n, dim))).astype(np.float32)
     return X, y
+
+
+SHAKESPEARE = [Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare.txt",
+               Path("/work/shared/data/tinyshakespeare.txt")]
+
+
+def corpus_slice(size):
+    """The start of the Shakespeare corpus (never copied into the repository); where it
+    is not installed, English prose-and-code of the same kind of size from the Python
+    standard library, so that the test always runs."""
+    for path in SHAKESPEARE:
+        if path.is_file():
+            return read_corpus(path)[:size]
+    import argparse
+
+    return Path(argparse.__file__).read_text()[:size]
 
 
 def mlp(dim=2, classes=3, hidden=32, dropout=0.0, seed=0):

@@ -19,7 +19,7 @@ FLAGS = {
     "lr_decay": (float, "X", "multiply the learning rate by this after every epoch"),
     "eval_every": (int, "N", "evaluate every N training samples (default: every epoch)"),
     "patience": (int, "N", "stop after N evaluations without a better validation accuracy"),
-    "data_fraction": (float, "X", "train on this random fraction of the training set"),
+    "data_fraction": (float, "X", "train on this random fraction of the training set (a prefix of a text)"),
     "seed": (int, "N", "random seed (initialisation, shuffling, dropout)"),
 }
 
@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
                     "model's own defaults, --config FILE (TOML, the keys of "
                     "handgrad.train.config.DEFAULTS: the flags' names with underscores, plus "
                     "model_kwargs, data_kwargs, init, loss_reduction, ...) and the flags, later "
-                    "winning. Prints 'test accuracy: X' at the end.",
+                    "winning. Prints 'test loss: X' and 'test accuracy: X' at the end (for "
+                    "--model char_lstm --data text: nats per character of the held-out text).",
     )
     p.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
     for key, (kind, metavar, text) in FLAGS.items():
@@ -69,5 +70,6 @@ def run(args) -> int:
     if not can_plot():
         print(NO_MATPLOTLIB, file=sys.stderr)
     print(f"wall time: {result['wall_time']:.1f} s")
+    print(f"test loss: {result['test_loss']:.4f}")
     print(f"test accuracy: {result['test_accuracy']:.4f}")
     return 0

@@ -2,7 +2,7 @@
 
 ``load_dataset(name)`` returns a :class:`Dataset` with ``train`` and ``test``
 ``(X, y)`` arrays; ``DataLoader`` iterates over them in (shuffled) batches.
-Registered data sets: mnist, fashion-mnist, digits, synth (see ``DATASETS``).
+Registered data sets: mnist, fashion-mnist, digits, synth, text (see ``DATASETS``).
 """
 from .datasets import DATASETS, Dataset, load_dataset, register_dataset
 from .digits import default_dataset
@@ -12,4 +12,4 @@ from .loader import DataLoader
 from .mnist import fashion_mnist_installed
 from .synth import make_synth
 from .transforms import mean_std, one_hot, standardize, subset, train_val_split
-from .text import CharVocab, StreamLoader, load_text, read_corpus, sequence_pairs, split_ids
+from .text import CharVocab, StreamLoader, load_text, read_corpus, sequence_pairs, split_ids, stream_ids

@@ -27,6 +27,12 @@ class Dataset:
     ``(N, *input_shape)``, y int64 labels ``(N,)`` in ``[0, len(classes))``.
     For data sets without an official test split (synth, digits) ``test`` is
     a held-out split fixed by the seed.
+
+    ``sequential=True`` says that each split is one long sequence cut into
+    consecutive chunks: row m + 1 of X continues row m, and y is X shifted by one
+    position (the next element), as in the ``text`` corpus. Training code may then
+    split by position and read the split as streams (see
+    :func:`handgrad.data.text.stream_ids` and :class:`handgrad.data.text.StreamLoader`).
     """
 
     name: str
@@ -34,6 +40,7 @@ class Dataset:
     test: tuple
     classes: list
     input_shape: tuple
+    sequential: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -81,4 +88,7 @@ def check_dataset(ds: Dataset) -> Dataset:
             raise ValueError(f"data set {ds.name!r}: {split} X {X.shape} and y {y.shape} do not match input shape {ds.input_shape}")
         if y.dtype != np.int64 or (y.size and not 0 <= y.min() <= y.max() < len(ds.classes)):
             raise ValueError(f"data set {ds.name!r}: {split} labels must be int64 in [0, {len(ds.classes)})")
+        if ds.sequential and not (np.array_equal(X[:, 1:], y[:, :-1]) and np.array_equal(X[1:, 0], y[:-1, -1])):
+            raise ValueError(f"data set {ds.name!r} is sequential, but its {split} chunks do not continue each "
+                             f"other (y must be X shifted by one, row after row)")
     return ds

@@ -18,12 +18,17 @@ class CharLSTM(Module):
     state dict loads into the same stack built from ``torch.nn`` modules.
 
     Truncated back-propagation through time: with ``stateful=True`` the final (h, c)
-    of each training batch becomes the initial state of the next one (as a plain
-    array, i.e. detached: gradients stop at the batch boundary), which is right when
-    consecutive batches continue the same text streams row by row (see
-    :func:`handgrad.data.text.stream_batches`). The carried state is dropped by
-    :meth:`reset_state`, whenever the batch size changes, and on every switch with
-    :meth:`train` / :meth:`eval`; in eval mode every batch starts from zeros.
+    of each training batch is kept in ``carried_state`` and becomes the initial
+    state of the next one (as a plain array, i.e. detached: gradients stop at the
+    batch boundary), which is right when consecutive batches continue the same
+    text streams row by row (see :class:`handgrad.data.text.StreamLoader`).
+    ``carried_state`` is dropped by :meth:`reset_state` (the Trainer does so at the
+    start of every epoch) and ignored when the batch size changes. Only
+    training-mode forward passes read or write it: in eval mode a batch starts from
+    ``state`` (zeros by default), so evaluating or sampling in the middle of an
+    epoch leaves the training carry as it was. Evaluation on streams passes each
+    chunk's ``final_state`` to the next chunk explicitly (see
+    :func:`handgrad.train.evaluate.evaluate`).
     """
 
     def __init__(self, vocab_size: int, hidden_size: int = 256, num_layers: int = 1,
@@ -35,27 +40,25 @@ class CharLSTM(Module):
         self.decoder = Linear(hidden_size, vocab_size, rng=rng, dtype=dtype)
         self.stateful = stateful
         self.input_shape = (50,)  # any sequence length works; 50 is the usual training length
-        self._carried = None
+        self.carried_state = None  # (h, c), each (num_layers, N, hidden_size), or None
 
     def reset_state(self) -> None:
-        """Forget the (h, c) carried between batches."""
-        self._carried = None
-
-    def train(self, mode: bool = True):
-        self.reset_state()
-        return super().train(mode)
+        """Forget the (h, c) carried between training batches."""
+        self.carried_state = None
 
     def forward(self, x, state=None):
         """Logits (N, T, vocab_size) for ids x (N, T). ``state`` (h, c) overrides the
-        carried state; the final state is kept in ``self.final_state``."""
+        carried state; the final state is kept in ``self.final_state`` (and, when
+        stateful and training, in ``self.carried_state``)."""
         if x.ndim != 2:
             raise ValueError(f"CharLSTM: expected character ids of shape (N, T), got shape {tuple(x.shape)}")
         carry = self.stateful and self.training
-        if state is None and carry and self._carried is not None and self._carried[0].shape[1] == x.shape[0]:
-            state = self._carried
+        carried = self.carried_state
+        if state is None and carry and carried is not None and carried[0].shape[1] == x.shape[0]:
+            state = carried
         hs, self.final_state = self.lstm(self.embedding(x), state)
         if carry:
-            self._carried = self.final_state
+            self.carried_state = self.final_state
         n, steps, hid = hs.shape
         return self.decoder(hs.reshape(n * steps, hid)).reshape(n, steps, -1)
 

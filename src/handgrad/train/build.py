@@ -3,6 +3,11 @@
 Models and data sets are found by name in their registries
 (``handgrad.models.MODELS``, ``handgrad.data.DATASETS``), so a new model or data
 set only needs to register itself to be trainable from the command line.
+
+Sequence data needs no special case by name: a data set marked ``sequential``
+(``text``) is split by position, a builder with a ``stateful`` argument
+(``char_lstm``) gets ``stateful=True`` on such a data set, and a model whose
+``stateful`` attribute is true trains on streams (see :func:`split_data`).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ _FROM_DATASET = {
     "out_features": lambda ds: len(ds.classes),
     "num_classes": lambda ds: len(ds.classes),
     "vocab_size": lambda ds: len(ds.classes),
+    "stateful": lambda ds: ds.sequential,
 }
 
 
@@ -52,15 +58,66 @@ def data_options(config: dict) -> dict:
 
 
 def load_data(cfg: dict):
-    """Returns ``(dataset, train, val, test)``; train/val split from the training set by ``seed``."""
-    from ..data import default_dataset, load_dataset, subset, train_val_split
+    """The data set the configuration names, loaded with its options and seed."""
+    from ..data import default_dataset, load_dataset
 
-    dataset = load_dataset(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
-    X, y = dataset.train
-    if cfg["data_fraction"] < 1:
-        X, y = subset(X, y, cfg["data_fraction"], seed=cfg["seed"])
-    train, val = train_val_split(X, y, cfg["val_fraction"], seed=cfg["seed"])
-    return dataset, train, val, dataset.test
+    return load_dataset(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
+
+
+def split_data(cfg: dict, dataset, stateful: bool = False):
+    """``(train, val, test, train_eval)`` for the Trainer.
+
+    Independent samples (images, points): training on a random ``data_fraction``
+    of the training set, validation a random ``val_fraction`` of that (both from
+    ``seed``), test the data set's test split, ``train_eval`` None (the Trainer
+    picks its own subset).
+
+    A ``sequential`` data set (text) is split by position: the training text is
+    the first ``data_fraction`` of the data set's, less its last ``val_fraction``,
+    which is the validation text, so no validation character is ever trained on
+    (the test text is the data set's held-out end, as before). For a ``stateful``
+    model every split is read as ``batch_size`` streams in chunks of ``seq_len``
+    (:class:`~handgrad.data.text.StreamLoader`): training in whole chunks, in
+    order, for truncated BPTT; validation, test and ``train_eval`` (the first
+    ``eval_train_fraction`` of the training text) with every position scored and
+    the state carried across chunks. Otherwise the splits are chunks
+    (:func:`~handgrad.data.text.sequence_pairs`), shuffled for training as usual.
+    """
+    from ..data import subset, train_val_split
+    from ..data.text import StreamLoader, sequence_pairs, split_ids, stream_ids
+
+    if not dataset.sequential:
+        X, y = dataset.train
+        if cfg["data_fraction"] < 1:
+            X, y = subset(X, y, cfg["data_fraction"], seed=cfg["seed"])
+        train, val = train_val_split(X, y, cfg["val_fraction"], seed=cfg["seed"])
+        return train, val, dataset.test, None
+    ids = stream_ids(dataset.train)
+    ids = ids[: max(2, int(round(cfg["data_fraction"] * len(ids))))]
+    train_ids, val_ids = split_ids(ids, cfg["val_fraction"])
+    seq_len, batch_size = dataset.input_shape[0], cfg["batch_size"]
+
+    def split(name, part, make):
+        try:
+            return make(part)
+        except ValueError as exc:
+            raise ConfigError(f"data set {cfg['data']!r}: the {name} text is too short ({exc}); use more of "
+                              f"it (data_fraction, val_fraction) or a smaller batch_size / seq_len") from None
+
+    if not stateful:
+        def chunks(part):
+            return sequence_pairs(part, seq_len)
+
+        return split("training", train_ids, chunks), split("validation", val_ids, chunks), dataset.test, None
+
+    def streams(drop_last):
+        return lambda part: StreamLoader(part, batch_size, seq_len, drop_last=drop_last)
+
+    train_eval_ids = train_ids[: max(2, int(round(cfg["eval_train_fraction"] * len(train_ids))))]
+    return (split("training", train_ids, streams(drop_last=True)),
+            split("validation", val_ids, streams(drop_last=False)),
+            split("test", stream_ids(dataset.test), streams(drop_last=False)),
+            split("train-evaluation", train_eval_ids, streams(drop_last=False)))
 
 
 def model_kwargs(cfg: dict, dataset) -> dict:

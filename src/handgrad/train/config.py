@@ -17,8 +17,8 @@ DEFAULTS = {
     "data": None,              # a name in handgrad.data.DATASETS; None: default_dataset()
     "data_kwargs": {},         # options of the data set loader
     "text_file": None,         # --data text: the corpus to read
-    "data_fraction": 1.0,      # train on a random fraction of the training set
-    "val_fraction": 0.1,       # held out from the training set for validation
+    "data_fraction": 1.0,      # train on a random fraction of the training set (text: a prefix)
+    "val_fraction": 0.1,       # held out from the training set for validation (text: its end)
     "epochs": 2,
     "batch_size": 64,
     "optimizer": "adam",       # sgd, adam, adamw, rmsprop, adagrad

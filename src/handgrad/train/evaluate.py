@@ -1,9 +1,23 @@
-"""Batched inference: eval mode, forward passes only, no backward."""
+"""Batched inference: eval mode, forward passes only, no backward.
+
+The data is either ``(X, y)`` arrays of independent samples, batched ``batch_size``
+at a time, or a :class:`~handgrad.data.text.StreamLoader` of chunks that continue
+each other row by row. On streams a recurrent model (``model(x, state)`` and
+``model.final_state``, e.g. CharLSTM) reads the text the way it was trained, with
+truncated BPTT's state carried across chunks::
+
+    state_0 = 0;   out_j = model(x_j, state_j);   state_{j+1} = model.final_state
+
+so every position is predicted from all the text of its stream before it (as
+PyTorch's word_language_model evaluates). The carry lives in this loop only: the
+model's own training carry (``carried_state``) is neither read nor changed.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..backend import array_module, to_numpy
+from ..data.text import StreamLoader
 
 
 def _batches(n: int, batch_size: int):
@@ -11,52 +25,80 @@ def _batches(n: int, batch_size: int):
         yield slice(start, min(start + batch_size, n))
 
 
+def _outputs(model, inputs, batch_size: int):
+    """The model's output for each batch of ``inputs`` (an array X or a StreamLoader);
+    the model must already be in eval mode."""
+    if isinstance(inputs, StreamLoader):
+        state = None
+        for xb, _ in inputs:
+            yield model(xb, state)
+            state = model.final_state
+    else:
+        for s in _batches(len(inputs), batch_size):
+            yield model(inputs[s])
+
+
+def _labels(data, batch_size: int):
+    """The labels of each batch of ``data`` (``(X, y)`` or a StreamLoader), as :func:`_outputs` batches them."""
+    if isinstance(data, StreamLoader):
+        return (yb for _, yb in data)
+    y = data[1]
+    return (y[s] for s in _batches(len(y), batch_size))
+
+
 def predict_logits(model, X, batch_size: int = 256) -> np.ndarray:
     """Model outputs for every sample of ``X``, computed ``batch_size`` at a time in
-    eval mode (the model's train/eval mode is put back afterwards)."""
+    eval mode (the model's train/eval mode is put back afterwards). ``X`` may be a
+    StreamLoader: the result is then (batch_size, L, C), the outputs at every
+    position of ``X.inputs``, with the state carried along each stream."""
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([to_numpy(model(X[s])) for s in _batches(len(X), batch_size)])
+        outs = [to_numpy(out) for out in _outputs(model, X, batch_size)]
     finally:
         model.train(was_training)
+    return np.concatenate(outs, axis=1 if isinstance(X, StreamLoader) else 0)
 
 
 def predict(model, X, batch_size: int = 256) -> np.ndarray:
-    """Predicted labels: argmax of the outputs over the last axis, (N,) or (N, T)."""
+    """Predicted labels: argmax of the outputs over the last axis, (N,) or (N, T)
+    (on a StreamLoader (batch_size, L), aligned with its ``targets``)."""
     return predict_logits(model, X, batch_size).argmax(axis=-1)
 
 
 def evaluate(model, loss, data, batch_size: int = 256) -> dict:
-    """Mean loss and accuracy of ``model`` on ``data = (X, y)``.
+    """Mean loss and accuracy of ``model`` on ``data``: ``(X, y)`` or a StreamLoader.
 
-    The loss of each batch is weighted by its number of samples (with
-    ``reduction='sum'`` the batch sums are added), so the result is the mean
-    per-sample loss over the whole set whatever the batch size. Accuracy is the
+    On ``(X, y)`` the loss of each batch is weighted by its number of samples
+    (with ``reduction='sum'`` the batch sums are added), so the result is the
+    mean per-sample loss over the whole set whatever the batch size. On a
+    StreamLoader the state is carried from chunk to chunk (see the module
+    docstring) and the loss is the mean over every position scored: for a
+    character model, nats per character of the contiguous text. Accuracy is the
     fraction of labels equal to the argmax of the outputs over the last axis,
     which covers (N, C) logits with (N,) labels and (N, T, C) with (N, T).
     Returns ``{"loss", "accuracy", "non_finite"}``; ``non_finite`` is True when
     some output was NaN or inf (the loss is then not computed).
     """
-    X, y = data
-    n = len(X)
-    if n == 0:
+    streams = isinstance(data, StreamLoader)
+    if not streams and len(data[0]) == 0:
         raise ValueError("evaluate: the data set is empty")
     summed = getattr(loss, "reduction", "mean") == "sum"
     was_training = model.training
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, correct, count, samples = 0.0, 0, 0, 0
     try:
-        for s in _batches(n, batch_size):
-            out = model(X[s])
+        inputs = data if streams else data[0]
+        for out, yb in zip(_outputs(model, inputs, batch_size), _labels(data, batch_size)):
             xp = array_module(out)
             if not bool(xp.isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
-            yb = y[s]
             batch_loss = loss.forward(out, yb)
-            total_loss += batch_loss if summed else batch_loss * len(yb)
+            weight = np.size(yb) if streams else len(yb)
+            total_loss += batch_loss if summed else batch_loss * weight
             correct += int((to_numpy(out.argmax(axis=-1)) == to_numpy(yb)).sum())
             count += int(np.size(yb))
+            samples += weight
     finally:
         model.train(was_training)
-    return {"loss": total_loss / n, "accuracy": correct / count, "non_finite": False}
+    return {"loss": total_loss / samples, "accuracy": correct / count, "non_finite": False}

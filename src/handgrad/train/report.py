@@ -6,7 +6,7 @@ A run directory holds::
     metrics.jsonl        one JSON line per evaluation (the history's "eval" records)
     checkpoint.npz       the latest checkpoint, with the config (handgrad train --resume continues from it)
     model.npz            the best model (handgrad.io.load_model rebuilds it)
-    results.json         test accuracy, best validation accuracy, wall time
+    results.json         test accuracy and loss, best validation accuracy, wall time
     classification_report.txt / .json
     plots/loss.png, plots/curves.png, plots/confusion_matrix.png, plots/predictions.png
     report.html          all of it on one page

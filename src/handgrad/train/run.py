@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .. import backend
 from ..io import save_model
-from .build import build_loss, build_model, build_optimizer, check_names, data_options, load_data, model_kwargs
+from ..data.text import StreamLoader
+from .build import (build_loss, build_model, build_optimizer, check_names, data_options, load_data, model_kwargs,
+                    split_data)
 from .checkpoint import FILENAME
 from .config import ConfigError, resolve_config
 from .evaluate import predict
@@ -28,8 +30,12 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     ``out_dir`` continues from its checkpoint, with the configuration saved
     there (only ``epochs`` and ``print_every`` may be changed).
 
+    The data is split as :func:`handgrad.train.build.split_data` says: on a
+    sequential data set (text) a stateful model (char_lstm) trains on streams
+    with truncated BPTT, and its losses are per character of contiguous text.
+
     Returns a JSON-able dict ``{"config", "history", "test_accuracy",
-    "best_val_accuracy", "wall_time"}`` (seconds, this call only).
+    "test_loss", "best_val_accuracy", "wall_time"}`` (seconds, this call only).
     """
     start = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
@@ -43,11 +49,12 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     check_names(cfg)
 
     backend.manual_seed(cfg["seed"])
-    dataset, train, val, test = load_data(cfg)
+    dataset = load_data(cfg)
     cfg["data"] = dataset.name
     kwargs = model_kwargs(cfg, dataset)
     cfg["model_kwargs"] = kwargs
     model = build_model(cfg, kwargs)
+    train, val, test, train_eval = split_data(cfg, dataset, stateful=bool(getattr(model, "stateful", False)))
     loss = build_loss(cfg)
     optimizer = build_optimizer(cfg, model.parameters())
 
@@ -66,12 +73,14 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
         print_every=cfg["print_every"],
         clip_grad_norm=cfg["clip_grad_norm"], patience=cfg["patience"], checkpoint_dir=out,
         seed=cfg["seed"], progress="none" if quiet else "auto", on_eval=on_eval, config=cfg,
+        train_eval_data=train_eval,
     )
     history = trainer.fit(resume_from=out / FILENAME if resume else None)
     result = {
         "config": cfg,
         "history": history,
         "test_accuracy": trainer.test_accuracy,
+        "test_loss": trainer.test_loss,
         "best_val_accuracy": trainer.best_val_acc if math.isfinite(trainer.best_val_acc) else None,
         "wall_time": time.perf_counter() - start,
     }
@@ -103,14 +112,19 @@ def _write_run(out: Path, cfg: dict, dataset, model, test, result: dict) -> None
         "seed": cfg["seed"], "data_kwargs": data_options(cfg), "test_accuracy": result["test_accuracy"],
     })
     write_metrics(out / "metrics.jsonl", result["history"])
-    write_json(out / "results.json", {k: result[k] for k in ("test_accuracy", "best_val_accuracy", "wall_time")})
-    X, y = test
-    pred = predict(model, X)
+    write_json(out / "results.json",
+               {k: result[k] for k in ("test_accuracy", "test_loss", "best_val_accuracy", "wall_time")})
+    if isinstance(test, StreamLoader):  # the next-character prediction at every position of the test text
+        X, y, pred = test.inputs, test.targets, predict(model, test)
+    else:
+        X, y = test
+        pred = predict(model, X)
     evaluation = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} test set")
     curves = write_curves(out, result["history"])
     table = str(summary(model, dataset.input_shape, print_table=False))
     write_html(out / "report.html", f"handgrad run: {cfg['model']} on {dataset.name}", {
         "test accuracy": f"{result['test_accuracy']:.4f}",
+        "test loss": f"{result['test_loss']:.4f}",
         "best validation accuracy": "n/a" if result["best_val_accuracy"] is None
         else f"{result['best_val_accuracy']:.4f}",
         "wall time": f"{result['wall_time']:.1f} s",

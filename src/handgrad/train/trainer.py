@@ -15,13 +15,24 @@ has not improved for ``patience`` evaluations, decays the learning rate,
 writes checkpoints, and stops with :class:`TrainingDiverged` as soon as the
 loss is NaN or inf.
 
+Stateful models (truncated BPTT). A model with a ``carried_state`` attribute
+(e.g. ``CharLSTM(stateful=True)``) carries its final recurrent state from one
+training batch to the next, which is right when the loader's batches continue
+each other row by row (a :class:`~handgrad.data.text.StreamLoader`). The Trainer
+sets ``carried_state`` to None at the start of every epoch (the streams start
+again), leaves it alone during evaluations (eval-mode passes neither read nor
+write it) and saves it in every checkpoint. Validation and test data may be
+StreamLoaders too: they are then read with the state carried from chunk to
+chunk, starting from zeros (see :func:`handgrad.train.evaluate.evaluate`).
+
 Exact resume. A checkpoint holds the model, optimizer and schedule states, the
 state of the global handgrad generator (dropout draws from it), the data
 loader's state at the start of the current epoch and how many of that epoch's
-batches are done, the history and every counter. ``fit(resume_from=path)``
-rebuilds all of it and skips the batches already trained on, so a run killed at
-any moment and resumed from its last checkpoint produces the same
-per-iteration losses and bitwise the same weights as a run never interrupted.
+batches are done, the model's carried state, the history and every counter.
+``fit(resume_from=path)`` rebuilds all of it and skips the batches already
+trained on, so a run killed at any moment and resumed from its last checkpoint
+produces the same per-iteration losses and bitwise the same weights as a run
+never interrupted.
 
 The Trainer is generic: batches are whatever the loader yields as ``(x, y)``,
 the loss is any module with ``forward(out, y) -> float`` and ``backward()``, and
@@ -46,6 +57,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import array_module
+from ..data.text import StreamLoader
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate
 from .progress import Progress
@@ -57,8 +69,10 @@ class TrainingDiverged(RuntimeError):
 
 
 def _check_data(name, data):
+    if isinstance(data, StreamLoader):
+        return data
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise ValueError(f"Trainer: {name} must be a pair (X, y), got {type(data).__name__}")
+        raise ValueError(f"Trainer: {name} must be a pair (X, y) or a StreamLoader, got {type(data).__name__}")
     X, y = data
     if len(X) != len(y):
         raise ValueError(f"Trainer: {name} has {len(X)} inputs but {len(y)} labels")
@@ -92,7 +106,7 @@ class Trainer:
         train_data: ``(X, y)`` arrays (batched by ``handgrad.data.DataLoader``), or a
             loader yielding ``(x, y)`` batches with ``__len__``, ``state_dict()`` and
             ``load_state_dict()``.
-        val_data: ``(X, y)`` for validation, or None.
+        val_data: ``(X, y)`` or a StreamLoader for validation, or None.
         epochs: passes over the training data.
         batch_size: samples per training batch.
         scheduler: an object with ``step()`` (called once per epoch) and
@@ -101,8 +115,13 @@ class Trainer:
         eval_every: None to evaluate after every epoch; an int N to evaluate each time
             another N training samples have been seen, and once more at the end.
         eval_train_fraction: train accuracy/loss are measured on a fixed random subset
-            of this fraction of the training set (chosen once, from ``seed``).
-        test_data: ``(X, y)`` evaluated once at the end with the restored best model.
+            of this fraction of the training set (chosen once, from ``seed``), when
+            ``train_data`` is arrays.
+        train_eval_data: ``(X, y)`` or a StreamLoader to measure train accuracy/loss on
+            instead (e.g. streams of part of the training text when ``train_data`` is a
+            loader; without it a loader's run records no train loss).
+        test_data: ``(X, y)`` or a StreamLoader evaluated once at the end with the
+            restored best model (``test_accuracy``, ``test_loss``).
         eval_test: also evaluate ``test_data`` at every evaluation (``test_loss``,
             ``test_acc`` in the history), for learning curves on the test set; it
             never picks the best model.
@@ -124,7 +143,7 @@ class Trainer:
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
-                 config=None):
+                 config=None, train_eval_data=None):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.epochs = _positive("epochs", epochs)
         self.batch_size = _positive("batch_size", batch_size)
@@ -161,6 +180,8 @@ class Trainer:
                 self.train_eval_data = (X[idx], y[idx])
             else:
                 self.train_eval_data = (X, y)
+        if train_eval_data is not None:
+            self.train_eval_data = _check_data("train_eval_data", train_eval_data)
         self.val_data = None if val_data is None else _check_data("val_data", val_data)
         self.test_data = None if test_data is None else _check_data("test_data", test_data)
         if eval_test and self.test_data is None:
@@ -177,6 +198,7 @@ class Trainer:
         self.evals_since_best = 0
         self.stopped_early = False
         self.test_accuracy = None
+        self.test_loss = None
         self._epoch_start_loader_state = None
 
     # -- the loop ------------------------------------------------------------
@@ -192,6 +214,8 @@ class Trainer:
         while self.epoch < self.epochs and not self.stopped_early:
             if self.batch_in_epoch == 0:
                 self._epoch_start_loader_state = copy.deepcopy(self.loader.state_dict())
+                if hasattr(self.model, "carried_state"):
+                    self.model.carried_state = None  # the streams start again
             skip = self.batch_in_epoch
             self.progress.start_epoch(self.epoch, self.epochs, batches, skip)
             try:
@@ -214,8 +238,10 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.test_data is not None:
-            self.test_accuracy = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)["accuracy"]
-            self.progress.message(f"test set (best model): accuracy {self.test_accuracy:.4f}")
+            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)
+            self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
+            self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
+                                  f"accuracy {self.test_accuracy:.4f}")
         return self.history
 
     def _train_step(self, xb, yb) -> None:
@@ -329,6 +355,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "loader": self._epoch_start_loader_state,
+            "carried_state": getattr(self.model, "carried_state", None),
             "rng": rng_state(),
             "best_model": self.best_state,
             "history": self.history,
@@ -358,6 +385,8 @@ class Trainer:
         if state["loader"] is not None:
             self.loader.load_state_dict(state["loader"])
         self._epoch_start_loader_state = state["loader"]
+        if state.get("carried_state") is not None:
+            self.model.carried_state = tuple(state["carried_state"])
         set_rng_state(state["rng"])
         self.best_state = state["best_model"]
         self.history = state["history"]
