@@ -190,7 +190,7 @@ def test_resume_of_a_stateful_text_run_is_bitwise_the_uninterrupted_run(tmp_path
     assert state["counters"]["epoch"] == 0 and 0 < state["counters"]["batch_in_epoch"] < batches
     assert state["carried_state"] is not None
 
-    resumed = train_from_config({}, out_dir=tmp_path / "killed", resume=True)  # the saved config
+    resumed = train_from_config(config, out_dir=tmp_path / "killed", resume=True)
     assert resumed["history"] == reference["history"]
     assert resumed["test_loss"] == reference["test_loss"]
     ref_state = load_checkpoint(tmp_path / "reference" / "checkpoint.npz")

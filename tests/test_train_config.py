@@ -90,3 +90,16 @@ def test_progress_modes():
     assert "epoch 1/3" in stream.getvalue() and "evaluated" in stream.getvalue()
     with pytest.raises(ValueError, match="progress must be one of"):
         Progress("fancy", 1)
+
+
+def test_resume_accepts_the_same_model_kwargs_and_rejects_different_ones(tmp_path):
+    """The saved model_kwargs also hold what the data set filled in (in_features,
+    out_features); giving the run's own model_kwargs again must still resume."""
+    config = {"model": "mlp", "data": "synth", "epochs": 1, "model_kwargs": {"hidden": [8]}, "seed": 1}
+    first = train_from_config(config, out_dir=tmp_path / "run")
+    assert first["config"]["model_kwargs"]["in_features"] > 0
+    resumed = train_from_config({**config, "epochs": 2}, out_dir=tmp_path / "run", resume=True)
+    assert len(resumed["history"]["eval"]) == 2
+    with pytest.raises(ConfigError, match="'model_kwargs' differs"):
+        train_from_config({**config, "epochs": 3, "model_kwargs": {"hidden": [9]}}, out_dir=tmp_path / "run",
+                          resume=True)

@@ -96,11 +96,21 @@ def _resume_config(out, overrides: dict) -> dict:
     if not (out / FILENAME).is_file() or not saved_path.is_file():
         raise FileNotFoundError(f"resume: {out} has no {FILENAME} and config.json to resume from")
     saved = json.loads(saved_path.read_text())
-    changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and saved.get(k) != v)
+    changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and _differs(saved.get(k), v))
     if changed:
         raise ConfigError(f"resume: {changed[0]!r} differs from the saved run's config.json "
                           f"({saved.get(changed[0])!r}); only {', '.join(RESUMABLE)} can change")
-    return {**saved, **overrides}
+    return {**saved, **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
+
+
+def _differs(saved, given) -> bool:
+    """Whether a resumed run's setting contradicts the saved one. The saved
+    ``model_kwargs`` also hold what the data set filled in (input size, classes),
+    so a dict given again only has to agree on the keys it names; tuples and
+    lists are the same (JSON has only lists)."""
+    if isinstance(given, dict) and isinstance(saved, dict):
+        return any(k not in saved or _differs(saved[k], v) for k, v in given.items())
+    return json.loads(json.dumps(saved)) != json.loads(json.dumps(given))
 
 
 def _write_run(out: Path, cfg: dict, dataset, model, test, result: dict) -> None:
