@@ -1,6 +1,6 @@
 """Train the same model in handgrad and in PyTorch, side by side, and compare throughput.
 
-    python benchmarks/compare.py mlp [lenet5 small_cnn ...] [--steps 50] [--repeats 5]
+    python benchmarks/compare.py mlp [lenet5 small_cnn ...] [--steps 50] [--repeats 5] [--workers 2]
 
 For each model both libraries get the same architecture, the same random batch,
 the same batch size, the same optimizer and all CPU cores. After a warm-up, the
@@ -14,6 +14,10 @@ OpenBLAS's (NumPy) spin for about 0.1 s after a call and PyTorch's OpenMP
 threads likewise, stealing the cores from whoever runs next. Every timed run is
 therefore preceded by a pause of ``SETTLE`` seconds; without it PyTorch measured
 less than half its own speed here.
+
+``--workers 2`` trains handgrad as ``Trainer(workers=2)`` / ``handgrad train
+--workers 2`` do: each batch shared by two processes (:mod:`handgrad.parallel`),
+while PyTorch uses two threads.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import torch
 
 import handgrad
 from handgrad import nn, optim
+from handgrad.parallel import DataParallel
 
 
 @dataclass
@@ -116,14 +121,19 @@ register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch(
 register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
 
 
-def handgrad_steps(model, criterion, opt, x, y, steps: int) -> float:
-    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update)."""
+def handgrad_steps(model, criterion, opt, x, y, steps: int, parallel=None) -> float:
+    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update),
+    the forward and backward passes shared by ``parallel``'s processes if given."""
     start = time.perf_counter()
     for _ in range(steps):
-        logits = model(x)
-        criterion(logits, y)
-        opt.zero_grad()
-        model.backward(criterion.backward())
+        if parallel is None:
+            logits = model(x)
+            criterion(logits, y)
+            opt.zero_grad()
+            model.backward(criterion.backward())
+        else:
+            opt.zero_grad()
+            parallel.forward_backward(x, y)
         opt.step()
     return time.perf_counter() - start
 
@@ -146,7 +156,7 @@ def timed(run, steps: int) -> float:
     return run(steps)
 
 
-def compare(name: str, steps: int, warmup: int, repeats: int) -> float:
+def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1) -> float:
     bench = BENCHMARKS[name]
     rng = np.random.default_rng(0)
     x, y = bench.make_batch(rng, bench.batch_size)
@@ -155,12 +165,19 @@ def compare(name: str, steps: int, warmup: int, repeats: int) -> float:
     model_hg, model_pt = bench.build_handgrad(), bench.build_torch()
     opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
     opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
-    run_hg = partial(handgrad_steps, model_hg, bench.build_loss(), opt_hg, x, y)
-    run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
+    criterion = bench.build_loss()
+    with DataParallel(model_hg, criterion, workers) as parallel:
+        run_hg = partial(handgrad_steps, model_hg, criterion, opt_hg, x, y, parallel=parallel if workers > 1 else None)
+        run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
+        return _rounds(name, bench, run_hg, run_pt, steps, warmup, repeats, workers)
+
+
+def _rounds(name, bench, run_hg, run_pt, steps, warmup, repeats, workers) -> float:
     run_hg(warmup)
     run_pt(warmup)
     ratios = []
-    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, {torch.get_num_threads()} threads")
+    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, PyTorch {torch.get_num_threads()} "
+          f"threads, handgrad {workers} process{'es' if workers > 1 else ''}")
     for r in range(repeats):
         hg = steps * bench.batch_size / timed(run_hg, steps)
         pt = steps * bench.batch_size / timed(run_pt, steps)
@@ -177,13 +194,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1, help="handgrad processes sharing each batch")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(BENCHMARKS)}")
     torch.set_num_threads(os.cpu_count() or 1)
     for name in args.models:
-        compare(name, args.steps, args.warmup, args.repeats)
+        compare(name, args.steps, args.warmup, args.repeats, args.workers)
     return 0
 
 

@@ -37,6 +37,7 @@ DEFAULTS = {
     "clip_grad_norm": None,
     "seed": 0,
     "print_every": 100,
+    "workers": 1,              # processes sharing each batch (handgrad.parallel); 2 on a 2-core machine
 }
 
 # Per-model defaults: what a zoo model needs to train well out of the box.
@@ -55,7 +56,7 @@ DATA_DEFAULTS = {
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 INITS = ("default", "xavier", "he", "normal")
 
-_POSITIVE_INT = ("epochs", "batch_size")
+_POSITIVE_INT = ("epochs", "batch_size", "workers")
 _OPTIONAL_POSITIVE_INT = ("eval_every", "patience", "print_every")
 _FRACTIONS = ("data_fraction", "eval_train_fraction")
 

@@ -18,7 +18,7 @@ from .report import (images_html, pre, write_curves, write_evaluation, write_htm
                      write_metrics)
 from .trainer import Trainer
 
-RESUMABLE = ("epochs", "print_every")
+RESUMABLE = ("epochs", "print_every", "workers")
 
 
 def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bool = False) -> dict:
@@ -73,6 +73,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
         print_every=cfg["print_every"],
         clip_grad_norm=cfg["clip_grad_norm"], patience=cfg["patience"], checkpoint_dir=out,
         seed=cfg["seed"], progress="none" if quiet else "auto", on_eval=on_eval, config=cfg,
+        workers=cfg["workers"],
         train_eval_data=train_eval,
     )
     history = trainer.fit(resume_from=out / FILENAME if resume else None)

@@ -58,6 +58,7 @@ import numpy as np
 from .. import backend
 from ..backend import array_module
 from ..data.text import StreamLoader
+from ..parallel import DataParallel, check_parallel
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate
 from .progress import Progress
@@ -137,14 +138,20 @@ class Trainer:
         on_eval: called as ``on_eval(trainer, record)`` after each evaluation.
         config: JSON-able settings of the run, saved in every checkpoint (so that
             ``handgrad evaluate`` can rebuild the model from a checkpoint alone).
+        workers: processes that share each training batch (see
+            :mod:`handgrad.parallel`); 2 uses both cores of a 2-core machine. Models
+            with batch norm, dropout or a carried state need 1.
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
-                 config=None, train_eval_data=None):
+                 config=None, train_eval_data=None, workers=1):
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        check_parallel(model, workers)
+        self.workers = workers
+        self._parallel = None
         self.epochs = _positive("epochs", epochs)
         self.batch_size = _positive("batch_size", batch_size)
         if scheduler is not None and lr_decay is not None:
@@ -210,6 +217,21 @@ class Trainer:
         elif self.seed is not None:
             backend.manual_seed(self.seed)
         self.model.train()
+        with DataParallel(self.model, self.loss, self.workers) as self._parallel:
+            self._fit_epochs()
+        self._parallel = None
+        if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
+            self._eval_and_checkpoint()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if self.test_data is not None:
+            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)
+            self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
+            self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
+                                  f"accuracy {self.test_accuracy:.4f}")
+        return self.history
+
+    def _fit_epochs(self) -> None:
         batches = len(self.loader)
         while self.epoch < self.epochs and not self.stopped_early:
             if self.batch_in_epoch == 0:
@@ -233,16 +255,6 @@ class Trainer:
             if self.stopped_early:
                 break
             self._end_epoch()
-        if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
-            self._eval_and_checkpoint()
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        if self.test_data is not None:
-            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)
-            self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
-            self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
-                                  f"accuracy {self.test_accuracy:.4f}")
-        return self.history
 
     def _train_step(self, xb, yb) -> None:
         # overflow is detected right below and reported as TrainingDiverged
@@ -250,14 +262,22 @@ class Trainer:
             self._forward_backward_step(xb, yb)
 
     def _forward_backward_step(self, xb, yb) -> None:
-        out = self.model(xb)
-        if not bool(array_module(out).isfinite(out).all()):
-            self._diverged("the model output contains NaN or inf")
-        value = self.loss.forward(out, yb)
-        if not math.isfinite(value):
-            self._diverged(f"the loss is {value}")
-        self.optimizer.zero_grad()
-        self.model.backward(self.loss.backward())
+        if self.workers == 1:
+            out = self.model(xb)
+            if not bool(array_module(out).isfinite(out).all()):
+                self._diverged("the model output contains NaN or inf")
+            value = self.loss.forward(out, yb)
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}")
+            self.optimizer.zero_grad()
+            self.model.backward(self.loss.backward())
+        else:  # the same, with the batch shared by the worker processes
+            self.optimizer.zero_grad()
+            value, finite = self._parallel.forward_backward(xb, yb)
+            if not finite:
+                self._diverged("the model output contains NaN or inf")
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}")
         if self.clip_grad_norm is not None:
             from ..optim import clip_grad_norm_
 

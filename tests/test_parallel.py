@@ -1,0 +1,194 @@
+"""Data parallelism over processes (handgrad.parallel): the same loss and gradients
+as one pass over the whole batch, training that matches workers=1, clear refusals
+and failures, nothing left behind."""
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import handgrad
+from handgrad import models, nn, optim
+from handgrad.parallel import DataParallel, ParallelError, check_parallel
+from handgrad.train import Trainer
+
+pytest.importorskip("threadpoolctl")
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+@pytest.fixture
+def float64():
+    handgrad.set_default_dtype("float64")
+    yield
+    handgrad.set_default_dtype("float32")
+
+
+def image_batch(n, rng):
+    return rng.random((n, 1, 28, 28)), rng.integers(0, 10, n)
+
+
+def text_batch(n, rng):
+    return rng.integers(0, 65, (n, 9)), rng.integers(0, 65, (n, 9))
+
+
+CASES = {
+    "mlp": (lambda: models.mlp(784, [16, 8], 10), nn.CrossEntropyLoss, image_batch),
+    "lenet5": (models.lenet5, nn.CrossEntropyLoss, image_batch),
+    "char_lstm": (lambda: models.char_lstm(65, 12, num_layers=2, embedding_dim=6), nn.TemporalCrossEntropyLoss,
+                  text_batch),
+}
+
+
+def one_pass(model, loss, x, y):
+    model.zero_grad()
+    value = loss.forward(model(x), y)
+    model.backward(loss.backward())
+    return value, [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("workers, n", [(2, 7), (2, 2), (3, 10)])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_and_gradients_equal_one_pass_over_the_whole_batch(float64, name, workers, n, reduction):
+    build, make_loss, make_batch = CASES[name]
+    handgrad.manual_seed(1)
+    model, loss = build(), make_loss(reduction=reduction)
+    x, y = make_batch(n, np.random.default_rng(n))
+    expected_value, expected_grads = one_pass(model, loss, x, y)
+    with DataParallel(model, loss, workers) as parallel:
+        for _ in range(2):  # the second step reuses the running workers
+            model.zero_grad()
+            value, finite = parallel.forward_backward(x, y)
+            assert finite
+            assert value == pytest.approx(expected_value, rel=1e-12)
+            for (pname, p), g in zip(model.named_parameters(), expected_grads):
+                np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13, err_msg=pname)
+
+
+def test_workers_follow_the_weights_after_each_update(float64):
+    handgrad.manual_seed(2)
+    model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
+    twin = models.mlp(784, [8], 10)
+    twin.load_state_dict(model.state_dict())
+    x, y = image_batch(6, np.random.default_rng(0))
+    opt, twin_opt = optim.SGD(model.parameters(), lr=0.5), optim.SGD(twin.parameters(), lr=0.5)
+    with DataParallel(model, loss, 2) as parallel:
+        for _ in range(3):
+            opt.zero_grad()
+            value, _ = parallel.forward_backward(x, y)
+            opt.step()
+            twin_value, _ = one_pass(twin, loss, x, y)
+            twin_opt.step()
+            assert value == pytest.approx(twin_value, rel=1e-12)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-14)
+
+
+def test_a_batch_with_fewer_rows_than_workers_runs_here(float64):
+    model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
+    x, y = image_batch(1, np.random.default_rng(0))
+    expected_value, expected_grads = one_pass(model, loss, x, y)
+    with DataParallel(model, loss, 2) as parallel:
+        model.zero_grad()
+        value, _ = parallel.forward_backward(x, y)
+        assert not multiprocessing.active_children()
+    assert value == expected_value
+    for p, g in zip(model.parameters(), expected_grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: models.cnn(), "batch norm"),
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)), "dropout"),
+    (lambda: models.char_lstm(65, 8, stateful=True), "carries its state"),
+])
+def test_models_that_would_train_differently_are_refused(build, message):
+    with pytest.raises(ValueError, match=message):
+        check_parallel(build(), 2)
+    check_parallel(build(), 1)  # one process is always fine
+
+
+@pytest.mark.parametrize("workers", [0, -1, True, 2.0, "2"])
+def test_workers_must_be_a_positive_integer(workers):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        check_parallel(models.mlp(4, [4], 2), workers)
+
+
+class Boom(nn.Module):
+    """Raises in the forward pass on the rows a worker gets (the first rows)."""
+
+    def forward(self, x):
+        if x[0, 0] < 0:
+            raise RuntimeError("negative first row")
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_an_exception_in_a_worker_is_reported_with_its_traceback():
+    x = np.ones((4, 3), dtype=np.float32)
+    x[0] = -100
+    with DataParallel(nn.Sequential(Boom()), nn.MSELoss(), 2) as parallel:
+        with pytest.raises(ParallelError, match="(?s)worker 1 failed.*negative first row"):
+            parallel.forward_backward(x, np.zeros_like(x))
+    assert not multiprocessing.active_children()
+
+
+def test_a_killed_worker_is_reported_and_nothing_is_left_behind():
+    model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
+    x, y = image_batch(4, np.random.default_rng(0))
+    parallel = DataParallel(model, loss, 2)
+    parallel.forward_backward(x, y)
+    names = [parallel._weights.memory.name] + [g.memory.name for g in parallel._grads]
+    (worker,) = multiprocessing.active_children()
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    with pytest.raises(ParallelError, match="died"):
+        parallel.forward_backward(x, y)
+    assert not multiprocessing.active_children()
+    for name in names:
+        assert not os.path.exists(f"/dev/shm/{name}")
+    parallel.close()  # a second close is harmless
+
+
+def trainer_run(workers, checkpoint_dir=None):
+    handgrad.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((120, 6)), rng.integers(0, 3, 120)
+    model = models.mlp(6, [16], 3)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-2), (X[:100], y[:100]),
+                      (X[100:], y[100:]), epochs=3, batch_size=16, progress="none", workers=workers,
+                      checkpoint_dir=checkpoint_dir)
+    return trainer.fit(), model
+
+
+def test_trainer_with_two_workers_follows_the_one_process_run(float64, tmp_path):
+    history, model = trainer_run(1)
+    parallel_history, parallel_model = trainer_run(2, tmp_path)
+    assert not multiprocessing.active_children()
+    np.testing.assert_allclose(parallel_history["iteration_loss"], history["iteration_loss"], rtol=1e-9)
+    for a, b in zip(parallel_model.parameters(), model.parameters()):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-8, atol=1e-10)
+
+
+def test_cli_trains_with_two_workers_and_refuses_batch_norm(tmp_path):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "handgrad", "train", "--data", "digits", "--epochs", "1", "--quiet"]
+    done = subprocess.run([*base, "--workers", "2", "--out", str(tmp_path / "run")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy:" in done.stdout
+    refused = subprocess.run([*base, "--model", "cnn", "--workers", "2", "--out", str(tmp_path / "cnn")],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2
+    assert "batch norm" in refused.stderr and "workers=1" in refused.stderr
+    assert not (tmp_path / "cnn" / "checkpoint.npz").exists()
+
+
+def test_cnn_on_data_that_are_not_images_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"cnn: needs images, input_shape \(C, H, W\); got input_shape \(2,\)"):
+        models.cnn(input_shape=(2,))
