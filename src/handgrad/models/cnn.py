@@ -36,6 +36,8 @@ def cnn(num_classes: int = 10, input_shape=(1, 28, 28), widths=(16, 32, 64), hid
     block halves H and W (rounding down), so H and W must be at least 8.
     ``flip`` / ``shift``: the training-time augmentation of the first layer
     (:class:`RandomShiftFlip`); with ``flip=False, shift=0`` there is none."""
+    if len(input_shape) != 3:
+        raise ValueError(f"cnn: needs images, input_shape (C, H, W); got input_shape {tuple(input_shape)}")
     channels, height, width = (int(d) for d in input_shape)
     if min(height, width) < 2 ** len(widths):
         raise ValueError(f"cnn: input {height}x{width} is too small for {len(widths)} pooling blocks")
