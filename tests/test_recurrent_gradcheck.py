@@ -130,3 +130,17 @@ def test_truncated_and_full_bptt_across_chunk_boundary(kind, rng):
     for name, p in layer.named_parameters():
         assert rel_error(p.grad, numerical_grad(total_loss, p.data)) < 1e-6, name
     assert any(rel_error(p.grad, g) > 1e-3 for p, g in zip(params, truncated))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU", "GatedRNN"])
+@pytest.mark.parametrize("n, steps", [(1, 5), (3, 1), (1, 1)])
+def test_backward_leaves_the_callers_gradient_alone(kind, n, steps):
+    """With one step or one row, a time-major view of dout is dout itself; the RNN
+    kernel used to update it in place."""
+    rng = np.random.default_rng(0)
+    layer = getattr(nn, kind)(3, 4, dtype=np.float64)
+    out, _ = layer(rng.standard_normal((n, steps, 3)))
+    dout = rng.standard_normal(out.shape)
+    kept = dout.copy()
+    layer.backward(dout)
+    np.testing.assert_array_equal(dout, kept)

@@ -112,7 +112,8 @@ def rnn_backward(dhs, dh_T, cache):
         deriv = 1 - hs * hs
     else:
         deriv = (hs > 0).astype(hs.dtype)
-    da = _time_major(dhs) if dhs is not None else xp.zeros_like(hs)
+    # a copy: da is updated in place, and _time_major(dhs) may be a view of dhs (T = 1 or N = 1)
+    da = xp.array(dhs.transpose(1, 0, 2), order="C") if dhs is not None else xp.zeros_like(hs)
     dh = dh_T if dh_T is not None else xp.zeros_like(h0)
     for t in range(steps - 1, -1, -1):
         da[t] += dh
