@@ -144,3 +144,10 @@ def test_cli_summary_unknown_model():
     proc = run_cli("summary", "resnet")
     assert proc.returncode == 2
     assert "unknown model 'resnet'; known models:" in proc.stderr and "lenet5" in proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_summary_totals_are_all_of_a_models_parameters(name):
+    model = get_model(name)
+    result = handgrad.summary(model, print_table=False)
+    assert result.total_params == sum(p.data.size for p in model.parameters())
