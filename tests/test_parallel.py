@@ -87,6 +87,22 @@ def test_workers_follow_the_weights_after_each_update(float64):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-14)
 
 
+def test_rows_that_outgrow_the_shared_inbox_go_through_the_pipe(float64):
+    """The inbox is sized by the first batch; a larger later batch still trains right."""
+    handgrad.manual_seed(3)
+    model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    with DataParallel(model, loss, 2) as parallel:
+        for n in (4, 30, 3):
+            x, y = image_batch(n, rng)
+            expected_value, expected_grads = one_pass(model, loss, x, y)
+            model.zero_grad()
+            value, _ = parallel.forward_backward(x, y)
+            assert value == pytest.approx(expected_value, rel=1e-12)
+            for p, g in zip(model.parameters(), expected_grads):
+                np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13)
+
+
 def test_a_batch_with_fewer_rows_than_workers_runs_here(float64):
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
     x, y = image_batch(1, np.random.default_rng(0))
@@ -143,7 +159,9 @@ def test_a_killed_worker_is_reported_and_nothing_is_left_behind():
     x, y = image_batch(4, np.random.default_rng(0))
     parallel = DataParallel(model, loss, 2)
     parallel.forward_backward(x, y)
-    names = [parallel._weights.memory.name] + [g.memory.name for g in parallel._grads]
+    blocks = [parallel._weights] + parallel._grads + parallel._inboxes
+    names = [b.memory.name for b in blocks]
+    assert len(names) == 3  # weights, gradients, inbox
     (worker,) = multiprocessing.active_children()
     os.kill(worker.pid, signal.SIGKILL)
     worker.join()
