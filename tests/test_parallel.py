@@ -68,6 +68,33 @@ def test_loss_and_gradients_equal_one_pass_over_the_whole_batch(float64, name, w
                 np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13, err_msg=pname)
 
 
+def test_a_stateful_model_carries_the_whole_batchs_state_as_in_one_process(float64):
+    """Truncated BPTT: each worker gets its rows of the carried (h, c) and hands back
+    its final rows; the caller's model.carried_state is the whole batch's."""
+    handgrad.manual_seed(4)
+    model, loss = models.char_lstm(65, 10, num_layers=2, embedding_dim=6, stateful=True), nn.TemporalCrossEntropyLoss()
+    twin = models.char_lstm(65, 10, num_layers=2, embedding_dim=6, stateful=True)
+    twin.load_state_dict(model.state_dict())
+    rng = np.random.default_rng(0)
+    with DataParallel(model, loss, 2) as parallel:
+        for step in range(3):
+            x, y = text_batch(5, rng)
+            expected_value, expected_grads = one_pass(twin, loss, x, y)
+            model.zero_grad()
+            value, _ = parallel.forward_backward(x, y)
+            assert value == pytest.approx(expected_value, rel=1e-12), step
+            for (name, p), g in zip(model.named_parameters(), expected_grads):
+                np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13, err_msg=name)
+            for a, b in zip(model.carried_state, twin.carried_state):
+                assert a.shape == (2, 5, 10)
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        model.carried_state = None  # a reset (the Trainer's, at each epoch) reaches the workers
+        twin.carried_state = None
+        x, y = text_batch(5, rng)
+        model.zero_grad()
+        assert parallel.forward_backward(x, y)[0] == pytest.approx(one_pass(twin, loss, x, y)[0], rel=1e-12)
+
+
 def test_workers_follow_the_weights_after_each_update(float64):
     handgrad.manual_seed(2)
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
@@ -119,7 +146,7 @@ def test_a_batch_with_fewer_rows_than_workers_runs_here(float64):
 @pytest.mark.parametrize("build, message", [
     (lambda: models.cnn(), "batch norm"),
     (lambda: nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)), "dropout"),
-    (lambda: models.char_lstm(65, 8, stateful=True), "carries its state"),
+    (lambda: nn.Sequential(models.char_lstm(65, 8, stateful=True)), "carries its state"),
 ])
 def test_models_that_would_train_differently_are_refused(build, message):
     with pytest.raises(ValueError, match=message):

@@ -21,10 +21,16 @@ caller copies its parameters into a shared block from which the workers' copies
 read, and after it adds the workers' gradient blocks. Only the batch slices and
 the loss values go through pipes.
 
+A stateful model (truncated BPTT, :class:`handgrad.models.char_lstm.CharLSTM`)
+keeps the whole carried state in the caller's copy, ``model.carried_state``: a
+tuple of arrays with the rows of the batch on axis 1. Each worker is sent the
+rows of its slice before a step and returns its final state after it, so
+checkpoints, resets and evaluation see the same state as with one process.
+
 Exact only where samples do not interact and the model keeps no random or
-running state of its own, so models with batch norm (batch statistics),
-dropout (random masks drawn in another process) or a carried recurrent state
-are refused. Needs ``os.fork`` (Linux, macOS) and threadpoolctl.
+running state of its own, so models with batch norm (batch statistics) or
+dropout (random masks drawn in another process) are refused. Needs
+``os.fork`` (Linux, macOS) and threadpoolctl.
 """
 from __future__ import annotations
 
@@ -65,7 +71,7 @@ def check_parallel(model, workers: int) -> None:
         if isinstance(module, Dropout):
             raise ValueError(f"workers > 1: {what} is dropout, whose random masks would be drawn in "
                              f"other processes; train this model with workers=1")
-        if getattr(module, "stateful", False):
+        if getattr(module, "stateful", False) and not (module is model and hasattr(model, "carried_state")):
             raise ValueError(f"workers > 1: {what} carries its state from batch to batch; "
                              f"train this model with workers=1")
     for name, p in model.named_parameters():
@@ -129,6 +135,17 @@ class _Inbox:
             self.memory.unlink()
 
 
+def _rows_of_state(state, n: int):
+    """The carried state if it is one for a batch of n rows (rows on axis 1), else None."""
+    if state is None or any(part.shape[1] != n for part in state):
+        return None
+    return state
+
+
+def _state_slice(state, start: int, stop: int):
+    return None if state is None else tuple(np.ascontiguousarray(part[:, start:stop]) for part in state)
+
+
 def _batch_weight(loss, rows: int, total: int) -> float:
     return 1.0 if getattr(loss, "reduction", "mean") == "sum" else rows / total
 
@@ -158,13 +175,16 @@ def _serve(conn, model, loss, weights, grads, inbox):
         if job is None:
             return
         try:
-            x, y, weight = inbox.take(job)
+            message, state = job
+            x, y, weight = inbox.take(message)
+            if hasattr(model, "carried_state"):
+                model.carried_state = state
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):
                 value, finite = _forward_backward(model, loss, x, y, weight)
             for p, g in zip(params, grads.arrays):
                 g[...] = p.grad
-            conn.send((value, finite))
+            conn.send((value, finite, getattr(model, "carried_state", None)))
         except BaseException:
             conn.send(("error", traceback.format_exc()))
 
@@ -227,20 +247,29 @@ class DataParallel:
         for p, w in zip(params, self._weights.arrays):
             w[...] = p.data
         bounds = _row_bounds(n, self.workers)
+        state = _rows_of_state(getattr(self.model, "carried_state", None), n)
         for k, (start, stop) in enumerate(bounds[:-1]):
-            self._send(k, self._inboxes[k].put(x[start:stop], y[start:stop], _batch_weight(self.loss, stop - start, n)))
+            message = self._inboxes[k].put(x[start:stop], y[start:stop], _batch_weight(self.loss, stop - start, n))
+            self._send(k, (message, _state_slice(state, start, stop)))
         start, stop = bounds[-1]
+        if state is not None:
+            self.model.carried_state = _state_slice(state, start, stop)
         with self._blas.limit(limits=1):  # the other cores are the workers'
             value, finite = _forward_backward(self.model, self.loss, x[start:stop], y[start:stop],
                                               _batch_weight(self.loss, stop - start, n))
         value *= _batch_weight(self.loss, stop - start, n)
+        states = []
         for k, conn in enumerate(self._conns):
-            answer = self._receive(k, conn)
-            part_value, part_finite = answer
+            part_value, part_finite, part_state = self._receive(k, conn)
             value += part_value * _batch_weight(self.loss, bounds[k][1] - bounds[k][0], n)
             finite = finite and part_finite
+            states.append(part_state)
             for p, g in zip(params, self._grads[k].arrays):
                 p.grad += g
+        mine = getattr(self.model, "carried_state", None)
+        if mine is not None and all(part is not None for part in states):
+            # the whole batch's final state, rows in order: the workers' slices, then this one's
+            self.model.carried_state = tuple(np.concatenate(parts, axis=1) for parts in zip(*states, mine))
         return value, finite
 
     def _send(self, k: int, job) -> None:
