@@ -59,7 +59,7 @@ def check_parallel(model, workers: int) -> None:
     try:
         import threadpoolctl  # noqa: F401
     except ImportError:
-        raise ValueError("workers > 1 needs threadpoolctl: pip install threadpoolctl") from None
+        raise ValueError('workers > 1 needs threadpoolctl: pip install "handgrad[parallel]"') from None
     from .nn.batchnorm import _BatchNorm
     from .nn.dropout import Dropout
 
