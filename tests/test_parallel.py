@@ -237,3 +237,10 @@ def test_cli_trains_with_two_workers_and_refuses_batch_norm(tmp_path):
 def test_cnn_on_data_that_are_not_images_is_a_clear_error():
     with pytest.raises(ValueError, match=r"cnn: needs images, input_shape \(C, H, W\); got input_shape \(2,\)"):
         models.cnn(input_shape=(2,))
+
+
+def test_without_threadpoolctl_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    with pytest.raises(ValueError, match=r'pip install "handgrad\[parallel\]"'):
+        check_parallel(models.mlp(4, [4], 2), 2)
+    check_parallel(models.mlp(4, [4], 2), 1)
