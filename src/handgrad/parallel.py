@@ -64,7 +64,7 @@ def check_parallel(model, workers: int) -> None:
     from .nn.dropout import Dropout
 
     for name, module in model.named_modules():
-        what = name or type(model).__name__
+        what = f"layer {name} ({type(module).__name__})" if name else type(model).__name__
         if isinstance(module, _BatchNorm):
             raise ValueError(f"workers > 1: {what} is batch norm, whose batch statistics would be "
                              f"computed per worker; train this model with workers=1")
