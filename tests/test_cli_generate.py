@@ -86,3 +86,19 @@ def test_missing_checkpoint(tmp_path):
     result = handgrad("generate", "--checkpoint", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert "no such run directory or model file" in result.stderr
+
+
+def test_evaluate_reads_the_held_out_text_as_training_did(run_dir):
+    """Streams with the state carried, as the run's own test evaluation: the same
+    loss and accuracy as the run reported (model.npz holds the same best model)."""
+    import json
+
+    results = json.loads((run_dir / "results.json").read_text())
+    result = handgrad("evaluate", "--checkpoint", str(run_dir), "--out", str(run_dir.parent / "eval-run"))
+    assert result.returncode == 0, result.stderr
+    assert f"loss: {results['test_loss']:.4f} nats per character" in result.stdout
+    assert f"accuracy: {results['test_accuracy']:.4f}" in result.stdout
+    # from the checkpoint (the last weights, perhaps not the best): the same way of reading
+    result = handgrad("evaluate", "--checkpoint", str(run_dir / "checkpoint.npz"), "--out", str(run_dir.parent / "e2"))
+    assert result.returncode == 0, result.stderr
+    assert "nats per character" in result.stdout

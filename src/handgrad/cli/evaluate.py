@@ -38,11 +38,25 @@ def run(args) -> int:
     source = Path(args.checkpoint)
     run_dir = source if source.is_dir() else source.parent
     out = Path(args.out) if args.out else run_dir / f"eval-{dataset.name}-{args.split}"
-    pred = predict(model, X)
+    loss = None
+    streams = metadata.get("streams")
+    if streams and dataset.sequential and getattr(model, "stateful", False):
+        # as in training: the text read as streams, the state carried from chunk to chunk
+        from ..data.text import StreamLoader, stream_ids
+        from ..nn import TemporalCrossEntropyLoss
+        from ..train.evaluate import evaluate
+
+        loader = StreamLoader(stream_ids((X, y)), streams, dataset.input_shape[0], drop_last=False)
+        X, y, pred = loader.inputs, loader.targets, predict(model, loader)
+        loss = evaluate(model, TemporalCrossEntropyLoss(), loader)["loss"]
+    else:
+        pred = predict(model, X)
     result = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} {args.split} set")
     print(result["report"])
     print(f"results in: {out}")
     if not can_plot():
         print(NO_MATPLOTLIB, file=sys.stderr)
+    if loss is not None:
+        print(f"loss: {loss:.4f} nats per character")
     print(f"accuracy: {result['accuracy']:.4f}")
     return 0

@@ -13,7 +13,8 @@ MODEL_FILENAME = "model.npz"
 
 def load_trained(path):
     """Returns ``(model, metadata)``; metadata has at least ``model``, ``model_kwargs``,
-    ``data``, ``classes``, ``seed`` and ``data_kwargs`` (from the run's config)."""
+    ``data``, ``classes``, ``seed`` and ``data_kwargs`` (from the run's config), and
+    ``streams``: for a stateful model, how many streams its held-out text was read as."""
     path = Path(path)
     if path.is_dir():
         if not (path / MODEL_FILENAME).is_file():
@@ -32,5 +33,6 @@ def load_trained(path):
 
     model = get_model(config["model"], **config["model_kwargs"])
     model.load_state_dict(state["model"])
+    streams = config["batch_size"] if getattr(model, "stateful", False) else None
     return model, {"model": config["model"], "model_kwargs": config["model_kwargs"], "data": config["data"],
-                   "classes": None, "seed": config["seed"], "data_kwargs": data_options(config)}
+                   "classes": None, "seed": config["seed"], "data_kwargs": data_options(config), "streams": streams}

@@ -121,6 +121,8 @@ def _write_run(out: Path, cfg: dict, dataset, model, test, result: dict) -> None
         "model": cfg["model"], "model_kwargs": cfg["model_kwargs"], "data": dataset.name,
         "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
         "seed": cfg["seed"], "data_kwargs": data_options(cfg), "test_accuracy": result["test_accuracy"],
+        # a stateful model's held-out text is read as this many streams (handgrad evaluate does the same)
+        "streams": test.batch_size if isinstance(test, StreamLoader) else None,
     })
     write_metrics(out / "metrics.jsonl", result["history"])
     write_json(out / "results.json",
