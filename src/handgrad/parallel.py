@@ -36,12 +36,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import traceback
 from multiprocessing import shared_memory
 
 import numpy as np
 
 from .backend import array_module
+
+
+SPIN = 0.005  # seconds a process polls for its next message before it sleeps
 
 
 class ParallelError(RuntimeError):
@@ -159,6 +163,15 @@ def _forward_backward(model, loss, x, y, weight):
     return value, finite
 
 
+def _wait(conn, spin: float = SPIN) -> None:
+    """Poll ``conn`` for up to ``spin`` seconds before a blocking read: a process
+    that sleeps in ``recv`` on an idle core takes ~0.1 ms to wake (measured on a
+    2-core VM), a noticeable part of a 3-9 ms training step."""
+    deadline = time.perf_counter() + spin
+    while not conn.poll() and time.perf_counter() < deadline:
+        pass
+
+
 def _serve(conn, model, loss, weights, grads, inbox):
     """A worker's loop: take (x, y, weight), answer (value, finite) or ('error', text)."""
     from threadpoolctl import threadpool_limits
@@ -169,6 +182,7 @@ def _serve(conn, model, loss, weights, grads, inbox):
         p.data = w  # the caller writes the current weights here before every step
     while True:
         try:
+            _wait(conn)
             job = conn.recv()
         except EOFError:
             return
@@ -280,6 +294,7 @@ class DataParallel:
 
     def _receive(self, k: int, conn):
         try:
+            _wait(conn)
             answer = conn.recv()
         except (EOFError, OSError):
             self._died(k)
