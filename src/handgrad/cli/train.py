@@ -21,8 +21,8 @@ FLAGS = {
     "patience": (int, "N", "stop after N evaluations without a better validation accuracy"),
     "data_fraction": (float, "X", "train on this random fraction of the training set (a prefix of a text)"),
     "seed": (int, "N", "random seed (initialisation, shuffling, dropout)"),
-    "workers": (int, "N", "processes sharing each batch, one per core (models without batch norm, "
-                          "dropout or carried state); default 1"),
+    "workers": (int, "N", "processes sharing each batch, one per core (models without batch norm or "
+                          "dropout); default 1"),
 }
 
 

@@ -140,7 +140,7 @@ class Trainer:
             ``handgrad evaluate`` can rebuild the model from a checkpoint alone).
         workers: processes that share each training batch (see
             :mod:`handgrad.parallel`); 2 uses both cores of a 2-core machine. Models
-            with batch norm, dropout or a carried state need 1.
+            with batch norm or dropout need 1.
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
