@@ -18,8 +18,9 @@ order of floating-point additions.
 
 Weights and gradients travel through shared memory: before every step the
 caller copies its parameters into a shared block from which the workers' copies
-read, and after it adds the workers' gradient blocks. Only the batch slices and
-the loss values go through pipes.
+read, and after it adds the workers' gradient blocks. A worker's rows of each
+batch are copied into a third block, its inbox; only short messages, the loss
+values and carried states go through pipes.
 
 A stateful model (truncated BPTT, :class:`handgrad.models.char_lstm.CharLSTM`)
 keeps the whole carried state in the caller's copy, ``model.carried_state``: a
@@ -43,7 +44,6 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from .backend import array_module
-
 
 SPIN = 0.005  # seconds a process polls for its next message before it sleeps
 
