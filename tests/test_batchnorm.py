@@ -3,7 +3,7 @@ state_dict both ways), finite differences, bad input."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from handgrad import nn
@@ -67,6 +67,10 @@ def test_batchnorm_matches_torch_train_then_eval(shape, affine, momentum):
 
 @given(st.sampled_from([2, 3, 4]).flatmap(shapes), st.booleans(), st.booleans())
 def test_batchnorm_finite_differences(shape, affine, training):
+    # With two values per channel, training mode normalises them to about +-1 whatever
+    # they are: dL/dx is O(eps), below what finite differences resolve to 1e-6
+    # relative (the torch oracle test still covers that case).
+    assume(not (training and shape[0] * int(np.prod(shape[2:])) == 2))
     rng = np.random.default_rng(1)
     layer = hg_bn(len(shape), shape[1], affine=affine, dtype=np.float64)
     if affine:
