@@ -244,3 +244,20 @@ def test_without_threadpoolctl_the_error_names_the_extra(monkeypatch):
     with pytest.raises(ValueError, match=r'pip install "handgrad\[parallel\]"'):
         check_parallel(models.mlp(4, [4], 2), 2)
     check_parallel(models.mlp(4, [4], 2), 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_divergence_is_reported_the_same_with_any_number_of_workers(workers):
+    """NaN outputs in any process stop the run with TrainingDiverged, not with the
+    loss's own complaint about NaN logits."""
+    from handgrad.train import TrainingDiverged
+
+    handgrad.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 6)) * 100, rng.integers(0, 3, 64)
+    model = models.mlp(6, [16], 3)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=1e6), (X, y), epochs=3,
+                      batch_size=16, progress="none", workers=workers)
+    with pytest.raises(TrainingDiverged, match="the model output contains NaN or inf at iteration 7"):
+        trainer.fit()
+    assert not multiprocessing.active_children()

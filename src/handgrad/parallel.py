@@ -155,12 +155,16 @@ def _batch_weight(loss, rows: int, total: int) -> float:
 
 
 def _forward_backward(model, loss, x, y, weight):
-    """One process's share: (loss value, outputs finite); gradients ADDED into p.grad."""
+    """One process's share: (loss value, outputs finite); gradients ADDED into p.grad.
+    Outputs with NaN or inf stop it before the loss, as (nan, False): the caller
+    reports the divergence (a loss would reject such outputs with its own error)."""
     out = model(x)
-    finite = bool(np.isfinite(out).all())
+    if not bool(array_module(out).isfinite(out).all()):
+        return float("nan"), False
     value = loss.forward(out, y)
-    model.backward(loss.backward() * weight)
-    return value, finite
+    dout = loss.backward()
+    model.backward(dout if weight == 1 else dout * weight)
+    return value, True
 
 
 def _wait(conn, spin: float = SPIN) -> None:
@@ -209,8 +213,9 @@ class DataParallel:
     ``forward_backward(x, y)`` returns ``(loss value of the whole batch, whether all
     outputs were finite)`` and leaves the gradient of the whole batch ADDED into
     every ``p.grad`` of ``model``, as ``loss.forward(model(x), y)`` followed by
-    ``model.backward(loss.backward())`` would. Batches of fewer rows than workers
-    run in this process alone. Use as a context manager, or call :meth:`close`, to
+    ``model.backward(loss.backward())`` would; when some output is NaN or inf, the
+    loss and backward pass are skipped and the value is NaN. With ``workers=1``,
+    and for batches of fewer rows than workers, it all runs in this process. Use as a context manager, or call :meth:`close`, to
     stop the workers; they are started on the first call.
     """
 

@@ -262,22 +262,14 @@ class Trainer:
             self._forward_backward_step(xb, yb)
 
     def _forward_backward_step(self, xb, yb) -> None:
-        if self.workers == 1:
-            out = self.model(xb)
-            if not bool(array_module(out).isfinite(out).all()):
-                self._diverged("the model output contains NaN or inf")
-            value = self.loss.forward(out, yb)
-            if not math.isfinite(value):
-                self._diverged(f"the loss is {value}")
-            self.optimizer.zero_grad()
-            self.model.backward(self.loss.backward())
-        else:  # the same, with the batch shared by the worker processes
-            self.optimizer.zero_grad()
-            value, finite = self._parallel.forward_backward(xb, yb)
-            if not finite:
-                self._diverged("the model output contains NaN or inf")
-            if not math.isfinite(value):
-                self._diverged(f"the loss is {value}")
+        self.optimizer.zero_grad()
+        # model(xb), loss.forward, model.backward(loss.backward()): here, or shared by
+        # the worker processes (workers > 1)
+        value, finite = self._parallel.forward_backward(xb, yb)
+        if not finite:
+            self._diverged("the model output contains NaN or inf")
+        if not math.isfinite(value):
+            self._diverged(f"the loss is {value}")
         if self.clip_grad_norm is not None:
             from ..optim import clip_grad_norm_
 
