@@ -29,3 +29,16 @@ def assert_grads_match(hg_module, torch_module, tol=1e-5):
     for name, p in hg_module.named_parameters():
         assert name in theirs, f"torch has no parameter {name}"
         assert_close(p.grad, theirs[name].grad, tol, name)
+
+
+class CharLSTMTwin(torch.nn.Module):
+    """The torch stack of handgrad.models.char_lstm (Embedding -> LSTM -> Linear), same names."""
+
+    def __init__(self, vocab, embedding_dim, hidden, num_layers=1):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, embedding_dim)
+        self.lstm = torch.nn.LSTM(embedding_dim, hidden, num_layers=num_layers, batch_first=True)
+        self.decoder = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        return self.decoder(self.lstm(self.embedding(x))[0])

@@ -7,7 +7,7 @@ import torch
 from handgrad import nn
 from handgrad.data.text import CharVocab, StreamLoader, read_corpus, sequence_pairs, split_ids
 from handgrad.models.char_lstm import char_lstm
-from oracle import assert_close, copy_weights, t
+from oracle import CharLSTMTwin, assert_close, copy_weights, t
 from trainer_helpers import corpus_slice
 
 
@@ -92,17 +92,7 @@ def test_evaluation_streams_serve_the_short_last_chunk_and_the_loader_state_chec
 def test_char_lstm_matches_the_same_stack_in_torch(rng):
     model = char_lstm(vocab_size=11, hidden_size=8, num_layers=2, embedding_dim=6, rng=0)
 
-    class Twin(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embedding = torch.nn.Embedding(11, 6)
-            self.lstm = torch.nn.LSTM(6, 8, num_layers=2, batch_first=True)
-            self.decoder = torch.nn.Linear(8, 11)
-
-        def forward(self, x):
-            return self.decoder(self.lstm(self.embedding(x))[0])
-
-    twin = Twin()
+    twin = CharLSTMTwin(11, 6, 8, num_layers=2)
     copy_weights(model, twin)
     x, y = rng.integers(0, 11, size=(3, 7)), rng.integers(0, 11, size=(3, 7))
     loss_fn = nn.TemporalCrossEntropyLoss()

@@ -14,7 +14,7 @@ from handgrad.models.char_lstm import char_lstm
 from handgrad.train import evaluate, load_checkpoint, train_from_config
 from handgrad.train.build import split_data
 from handgrad.train.config import resolve_config
-from oracle import copy_weights
+from oracle import CharLSTMTwin, copy_weights
 from trainer_helpers import corpus_slice
 
 
@@ -72,23 +72,12 @@ def test_a_sequential_data_set_whose_chunks_do_not_continue_is_an_error():
                               sequential=True))
 
 
-class TorchTwin(torch.nn.Module):
-    def __init__(self, vocab, emb, hidden):
-        super().__init__()
-        self.embedding = torch.nn.Embedding(vocab, emb)
-        self.lstm = torch.nn.LSTM(emb, hidden, batch_first=True)
-        self.decoder = torch.nn.Linear(hidden, vocab)
-
-    def forward(self, x):
-        return self.decoder(self.lstm(self.embedding(x))[0])
-
-
 def test_stateful_evaluation_is_the_loss_of_each_whole_stream_read_in_one_pass():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 13, size=3 * 40 + 1)
     loader = StreamLoader(ids, batch_size=3, seq_len=7, drop_last=False)  # 6 chunks, the last one 5 long
     model = char_lstm(13, hidden_size=8, embedding_dim=5, stateful=True, rng=0)
-    twin = TorchTwin(13, 5, 8)
+    twin = CharLSTMTwin(13, 5, 8)
     copy_weights(model, twin)
     with torch.no_grad():  # each stream read in one pass: the state carried through every character
         logits = twin(torch.tensor(loader.inputs))
