@@ -273,10 +273,10 @@ class DataParallel:
         start, stop = bounds[-1]
         if state is not None:
             self.model.carried_state = _state_slice(state, start, stop)
+        weight = _batch_weight(self.loss, stop - start, n)
         with self._blas.limit(limits=1):  # the other cores are the workers'
-            value, finite = _forward_backward(self.model, self.loss, x[start:stop], y[start:stop],
-                                              _batch_weight(self.loss, stop - start, n))
-        value *= _batch_weight(self.loss, stop - start, n)
+            value, finite = _forward_backward(self.model, self.loss, x[start:stop], y[start:stop], weight)
+        value *= weight
         states = []
         for k, conn in enumerate(self._conns):
             part_value, part_finite, part_state = self._receive(k, conn)
