@@ -32,7 +32,12 @@ class DataLoader:
 
     ``seed=None`` draws a seed from the operating system once, at construction,
     so that ``state_dict()`` still describes the order exactly.
+
+    ``continues = False``: batches are independent samples (compare
+    :class:`handgrad.data.text.StreamLoader`, whose batches continue each other).
     """
+
+    continues = False
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed=None):
         if not isinstance(dataset, (tuple, list)) or not dataset:

@@ -114,7 +114,12 @@ class StreamLoader:
     loader. Nothing in it changes between epochs, so its state is its layout; the
     Trainer counts the batches done itself and saves the model's carried (h, c) in
     its checkpoint (see :class:`handgrad.train.Trainer`).
+
+    ``continues = True``: row r of each batch continues row r of the one before, so
+    a :class:`~handgrad.nn.Stateful` model carries its state across them.
     """
+
+    continues = True
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, drop_last: bool = True):
         if batch_size <= 0 or seq_len <= 0:

@@ -23,6 +23,8 @@ class RandomShiftFlip(Module):
     resumes exactly. Shapes: (N, C, H, W) -> (N, C, H, W).
     """
 
+    draws_random = True
+
     def __init__(self, shift: int = 2, flip: bool = True):
         super().__init__()
         if not (isinstance(shift, int) and shift >= 0):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module, get_rng, to_numpy
-from ..nn import LSTM, Embedding, Linear, Module
+from ..nn import LSTM, Embedding, Linear, Stateful
 
 
-class CharLSTM(Module):
+class CharLSTM(Stateful):
     """Predicts the next character at every position of a batch of character ids.
 
         e[n, t] = E[x[n, t]]                 (N, T, embedding_dim)
@@ -42,9 +42,20 @@ class CharLSTM(Module):
         self.input_shape = (50,)  # any sequence length works; 50 is the usual training length
         self.carried_state = None  # (h, c), each (num_layers, N, hidden_size), or None
 
+    @property
+    def carries_state(self) -> bool:
+        return self.stateful
+
     def reset_state(self) -> None:
         """Forget the (h, c) carried between training batches."""
         self.carried_state = None
+
+    def get_state(self):
+        """The carried (h, c), each (num_layers, N, hidden_size), or None."""
+        return self.carried_state
+
+    def set_state(self, state) -> None:
+        self.carried_state = None if state is None else tuple(state)
 
     def forward(self, x, state=None):
         """Logits (N, T, vocab_size) for ids x (N, T). ``state`` (h, c) overrides the

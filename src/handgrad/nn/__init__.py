@@ -3,7 +3,7 @@ from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout, Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter, Sequential, Stateful
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RNN, AttentionRNN, GatedRNN
 from .temporal_loss import TemporalCrossEntropyLoss

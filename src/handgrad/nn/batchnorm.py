@@ -24,6 +24,8 @@ class _BatchNorm(Module):
     ``state_dict`` has PyTorch's keys and loads to and from ``torch.nn.BatchNorm*``.
     """
 
+    batch_statistics = True
+
     ranks = (4,)
     layout = "(N, C, H, W)"
 

@@ -11,6 +11,8 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and
     scale the rest by 1/(1-p); in eval mode, the identity."""
 
+    draws_random = True
+
     _forward = staticmethod(dropout_forward)
 
     def __init__(self, p: float = 0.5, rng=None):

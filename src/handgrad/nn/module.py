@@ -9,6 +9,16 @@ The contract every layer follows:
 * parameters, buffers and sub-modules are registered by assigning them as
   attributes, so ``named_parameters()`` and ``state_dict()`` produce PyTorch's
   dotted names (``0.weight``, ``conv1.bias``, ``bn.running_mean``).
+
+A layer also declares what training code needs to know about it, as class
+attributes read by :mod:`handgrad.parallel` (never a list of classes):
+
+* ``draws_random``: its training-mode forward draws from the global generator
+  (dropout, random augmentation);
+* ``batch_statistics``: in training mode one sample's output depends on the
+  other samples of the batch (batch norm);
+* ``carries_state``: it keeps a recurrent state from one batch to the next
+  (truncated BPTT); such a model follows the :class:`Stateful` protocol.
 """
 from __future__ import annotations
 
@@ -45,6 +55,10 @@ class Parameter:
 
 class Module:
     """Base class of every layer and model. Subclasses implement ``forward`` and ``backward``."""
+
+    draws_random = False
+    batch_statistics = False
+    carries_state = False
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -116,6 +130,12 @@ class Module:
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
+
+    def reset_state(self) -> None:
+        """Forget any state carried between batches (the Trainer calls it at the start
+        of every epoch); a no-op for modules that carry none."""
+        for child in self.children():
+            child.reset_state()
 
     def train(self, mode: bool = True):
         """Switch this module and its descendants to training (or, with ``mode=False``, eval) behaviour."""
@@ -209,6 +229,32 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class Stateful(Module):
+    """A model that carries a recurrent state from one training batch to the next
+    (truncated back-propagation through time over streams that continue each other).
+
+    The protocol the Trainer, evaluation, checkpoints and :mod:`handgrad.parallel` use:
+
+    * ``forward(x, state=None)``: ``state`` (or, in training mode, the carried state)
+      is the initial state; the final state is kept in ``final_state``;
+    * ``reset_state()``: forget the carried state (the streams start again);
+    * ``get_state()`` / ``set_state(state)``: the carried state, a tuple of arrays
+      with the rows of the batch on axis 1, or None.
+
+    ``carries_state`` is True when the instance carries state (a model may be built
+    stateless too).
+    """
+
+    carries_state = True
+    final_state = None
+
+    def get_state(self):
+        raise NotImplementedError(f"{type(self).__name__} does not implement get_state")
+
+    def set_state(self, state) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement set_state")
 
 
 class Sequential(Module):
