@@ -8,7 +8,7 @@ from .datasets import DATASETS, Dataset, load_dataset, register_dataset
 from .digits import default_dataset
 from .download import cache_dir, fetch, sha256_file
 from .idx import DataError, read_idx, write_idx
-from .loader import DataLoader
+from .loader import BatchSource, DataLoader
 from .mnist import fashion_mnist_installed
 from .synth import make_synth
 from .transforms import mean_std, one_hot, standardize, subset, train_val_split
