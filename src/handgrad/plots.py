@@ -1,5 +1,6 @@
 """Plots of training runs: learning curves, runs with spread, learning-rate
-comparisons, image grids, confusion matrices and summary tables.
+comparisons, image grids, confusion matrices, summary tables and the decision
+boundary of a classifier in the plane.
 
 matplotlib is imported only when a plot is made (``pip install "handgrad[plots]"``).
 Figures are built as ``matplotlib.figure.Figure`` objects, without pyplot, so
@@ -433,4 +434,47 @@ def plot_summary_table(results, ax=None, path=None, title="Final accuracy"):
         elif best[i - 1, j]:
             cell.set_text_props(weight="bold")
     ax.set_title(title)
+    return _finish(fig, path)
+
+
+# -- classifiers in the plane -------------------------------------------------
+
+def plot_decision_boundary(predict, X, y, boundary=None, resolution: int = 200, max_points: int = 2000,
+                           class_names=None, ax=None, path=None, title="Decision boundary"):
+    """The classes ``predict`` assigns over the plane (shaded regions) with the data on top.
+
+    ``predict`` maps points (M, 2) to class labels (M,); it is evaluated on a
+    ``resolution`` x ``resolution`` grid over the box around ``X`` (N, 2), so the
+    edge between shaded regions is the model's decision boundary. At most
+    ``max_points`` points of ``(X, y)`` are drawn (the first ones), coloured by
+    their true class. ``boundary``, if given, is a function g(x1, x2) of two grid
+    arrays whose zero level set is the true boundary, drawn dashed.
+    """
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary: X must be points (N, 2), got shape {X.shape}")
+    if len(y) != len(X):
+        raise ValueError(f"plot_decision_boundary: got {len(X)} points but {len(y)} labels")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    margin = 0.05 * (hi - lo)
+    g1, g2 = np.meshgrid(np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
+                         np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution))
+    regions = np.asarray(predict(np.stack([g1.ravel(), g2.ravel()], axis=1))).reshape(g1.shape)
+    classes = np.union1d(np.unique(y), np.unique(regions)).astype(int)
+    fig, ax = _figure(ax, figsize=(5.6, 5.0))
+    from matplotlib.colors import ListedColormap
+
+    colours = [f"C{c % 10}" for c in range(classes.max() + 1)]
+    levels = np.arange(classes.max() + 2) - 0.5
+    ax.contourf(g1, g2, regions, levels=levels, cmap=ListedColormap(colours), alpha=0.25)
+    shown = slice(0, max_points)
+    for c in classes:
+        mine = y[shown] == c
+        label = str(class_names[c]) if class_names is not None else f"class {c}"
+        ax.scatter(X[shown][mine, 0], X[shown][mine, 1], s=6, color=colours[c], label=label)
+    if boundary is not None:
+        ax.contour(g1, g2, boundary(g1, g2), levels=[0.0], colors="black", linestyles="dashed", linewidths=1.5)
+        ax.plot([], [], color="black", linestyle="dashed", label="true boundary")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+    ax.legend(loc="upper right", fontsize=8)
     return _finish(fig, path)
