@@ -162,10 +162,15 @@ def test_file_identity_of_files_and_folders(tmp_path):
     write_images(folder, X, y, ["a", "b", "c"])
     before = file_identity(folder)
     assert before["path"] == str(folder.resolve()) and before == file_identity(folder)
-    (folder / "a" / "0.png").rename(folder / "b" / "0.png")  # same bytes, another class
-    moved = file_identity(folder)
-    assert moved["sha256"] != before["sha256"] and moved["size"] == before["size"]
-    (folder / "b" / "0.png").write_bytes((folder / "b" / "0.png").read_bytes() + b"\0")
+    (folder / "b").rename(folder / "bee")  # the same files in the same order, another class name
+    renamed = file_identity(folder)
+    assert renamed["sha256"] != before["sha256"] and renamed["size"] == before["size"]
+    (folder / "a" / "0.png").rename(folder / "bee" / "0.png")  # same bytes, another class
+    assert file_identity(folder)["sha256"] not in (before["sha256"], renamed["sha256"])
+    (folder / "bee" / "0.png").rename(folder / "bee" / ".0.png")  # hidden files do not count
+    assert file_identity(folder)["size"] < before["size"]
+    (folder / "bee" / ".0.png").rename(folder / "bee" / "0.png")
+    (folder / "bee" / "0.png").write_bytes((folder / "bee" / "0.png").read_bytes() + b"\0")
     assert file_identity(folder)["size"] == before["size"] + 1
 
 
@@ -224,11 +229,15 @@ def test_damaged_npz_and_unknown_files(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("label,a,b\n1,2,3\n0,x,5\n", r"row 3, column 'a': not a number: 'x'"),
-    ("label,a,b\n1,2,3\n0,4\n", "row 3 has 2 cells, the header has 3"),
+    ("label,a,b\n1,2,3\n0,x,5\n", r"line 3, column 'a': not a number: 'x'"),
+    ("label,a,b\n1,2,3\n0,4\n", "line 3 has 2 cells, the header has 3"),
+    ("label,a,b\n1,2,3\n0,4,5,6\n", "line 3 has 4 cells, the header has 3"),
+    ("label,a,b\n1,2\n0,4\n", "line 2 has 2 cells, the header has 3"),
+    ("label,a,b\n1,2,3\n\n0,,5\n", r"line 4, column 'a': not a number: ''"),
     ("a,b\n1,2\n", "no 'label' column"),
-    ("label,a,b\n1,2,3\n2.5,4,5\n", r"row 3, column 'label': '2.5' is not a class label"),
-    ("label,a,b\n1,2,3\n-1,4,5\n", r"row 3, column 'label': '-1' is not a class label"),
+    ("", "empty CSV file"),
+    ("label,a,b\n1,2,3\n2.5,4,5\n", r"line 3, column 'label': 2.5 is not a class label"),
+    ("label,a,b\n1,2,3\n-1,4,5\n", r"line 3, column 'label': -1 is not a class label"),
     ("label,a,b\n", "no data rows"),
     ("label,a,b\n1,2,300\n", r"integers in \[2, 300\]"),
 ])

@@ -168,15 +168,19 @@ def _reshape(path, split, shape):
 def _scaled(path, what, X):
     """(float inputs, scale): integers are pixels in [0, 255], times 1/255; floats kept."""
     if X.dtype.kind in "iu":
-        if X.size and (X.min() < 0 or X.max() > 255):
-            raise DataError(f"{path}: {what} holds integers in [{X.min()}, {X.max()}]; integer inputs are "
-                            f"pixels in [0, 255] (store floats to keep other values as they are)")
+        _check_pixels(path, what, X)
         return np.divide(X, 255, dtype=get_default_dtype()), 1 / 255
     if X.dtype.kind != "f":
         raise DataError(f"{path}: {what} must be numeric, got dtype {X.dtype}")
     if not np.isfinite(X).all():
         raise DataError(f"{path}: {what} contains NaN or infinite values")
     return X.astype(get_default_dtype()), 1.0
+
+
+def _check_pixels(path, what, X):
+    if X.size and (X.min() < 0 or X.max() > 255):
+        raise DataError(f"{path}: {what} holds integers in [{X.min():g}, {X.max():g}]; integer inputs are "
+                        f"pixels in [0, 255] (store floats to keep other values as they are)")
 
 
 def _labels(path, what, y, n):
@@ -235,51 +239,59 @@ def _read_npz(path):
 
 def _read_csv(path, labelled: bool):
     """((X, y), scale) from a CSV with a header; y is None when ``labelled`` is
-    False (a ``label`` column, if any, is then dropped)."""
+    False (a ``label`` column, if any, is then dropped). Lines count from 1, the header."""
     with open(path, newline="", encoding="utf-8") as f:
-        text = f.read()
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
+        header = [h.strip().lower() for h in next(csv.reader(f), [])]
+        body = f.read()
+    if not header:
         raise DataError(f"{path}: empty CSV file")
-    header = [h.strip().lower() for h in rows[0]]
-    rows = rows[1:]
     if labelled and "label" not in header:
         raise DataError(f"{path}: no 'label' column in the header line (it starts {', '.join(header[:4])})")
-    if not rows:
+    if not body.strip():
         raise DataError(f"{path}: no data rows after the header line")
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(f"{path}: row {i + 2} has {len(row)} cells, the header has {len(header)}")
-    cells = np.array(rows, dtype=str)
-    try:
-        values = cells.astype(np.float64)
-    except ValueError:
-        bad = next((r, c) for r, row in enumerate(rows) for c, v in enumerate(row) if not _is_number(v))
-        raise DataError(f"{path}: row {bad[0] + 2}, column {header[bad[1]]!r}: not a number: "
-                        f"{rows[bad[0]][bad[1]]!r}") from None
+    try:  # numpy's C parser: a Kaggle-sized file (42,000 x 785) in seconds, without a Python object per cell
+        values = np.loadtxt(io.StringIO(body), delimiter=",", dtype=get_default_dtype(), ndmin=2, comments=None,
+                            quotechar='"')
+    except ValueError as exc:
+        _find_bad_cell(path, header, body)
+        raise DataError(f"{path}: not a CSV of numbers ({exc})") from None
+    if values.shape[1] != len(header):
+        raise DataError(f"{path}: line 2 has {values.shape[1]} cells, the header has {len(header)}")
     if "label" in header:
         col = header.index("label")
         y, values = values[:, col], np.delete(values, col, axis=1)
         bad = np.flatnonzero((y != np.round(y)) | (y < 0))
         if labelled and bad.size:
-            raise DataError(f"{path}: row {bad[0] + 2}, column 'label': {rows[bad[0]][col]!r} is not a class "
+            raise DataError(f"{path}: line {bad[0] + 2}, column 'label': {y[bad[0]]:g} is not a class "
                             f"label (an integer >= 0)")
     if values.shape[1] == 0:
         raise DataError(f"{path}: no pixel columns besides 'label'")
     # integer cells (no decimal point or exponent) are pixels; anything else stays float
-    integer = re.fullmatch(r"[\d\s,+-]*", text.split("\n", 1)[1] if "\n" in text else "") is not None
-    X, scale = _scaled(path, "pixels", values.astype(np.int64) if integer else values)
+    if re.search(r"[^\d\s,+-]", body) is None:
+        _check_pixels(path, "pixels", values)
+        X, scale = values / values.dtype.type(255), 1 / 255
+    else:
+        X, scale = _scaled(path, "pixels", values)
     side = math.isqrt(X.shape[1])
     X = X.reshape(len(X), 1, side, side) if side * side == X.shape[1] else X
     return (X, _labels(path, "column 'label'", y, len(X)) if labelled else None), scale
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
+def _find_bad_cell(path, header, body):
+    """Raise a DataError naming the first ragged row or non-numeric cell of ``body``
+    (read after numpy's parser failed; returns when it finds none)."""
+    reader = csv.reader(io.StringIO(body))
+    for row in reader:
+        line = reader.line_num + 1
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {line} has {len(row)} cells, the header has {len(header)}")
+        for name, cell in zip(header, row):
+            try:
+                float(cell)
+            except ValueError:
+                raise DataError(f"{path}: line {line}, column {name!r}: not a number: {cell!r}") from None
 
 
 # -- IDX folders -----------------------------------------------------------------
