@@ -201,6 +201,7 @@ X8, Y8 = pixels(8)
     ({"x_train": X8.astype(np.int32) * 2, "y_train": Y8}, r"integers in \[0, 400\]"),
     ({"x_train": np.full((8, 2), np.nan), "y_train": Y8}, "NaN"),
     ({"x_train": X8, "y_train": Y8, "x_test": pixels(4, size=4)[0], "y_test": Y8[:4]}, "x_test samples"),
+    ({"x_train": X8, "y_train": Y8, "x_test": X8 / 255, "y_test": Y8}, "x_train is uint8 and x_test float64"),
 ])
 def test_bad_npz(tmp_path, arrays, expected):
     path = npz(tmp_path, **arrays)

@@ -219,6 +219,9 @@ def _read_npz(path):
     if unknown or missing or ("x_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"{path}: expected keys x_train, y_train (and x_test, y_test together, classes optional), "
                         f"found {', '.join(sorted(arrays)) or 'none'}")
+    if "x_test" in arrays and (arrays["x_train"].dtype.kind in "iu") != (arrays["x_test"].dtype.kind in "iu"):
+        raise DataError(f"{path}: x_train is {arrays['x_train'].dtype} and x_test {arrays['x_test'].dtype}; "
+                        f"store both as integer pixels or both as floats, so that they are scaled alike")
     splits, scale = [], 1.0
     for split in ("train", "test") if "x_test" in arrays else ("train",):
         X = arrays[f"x_{split}"]
