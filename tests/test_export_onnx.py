@@ -156,7 +156,7 @@ def test_augmentation_exports_as_identity(tmp_path, rng):
 
 
 @pytest.mark.parametrize("metadata, message", [
-    ({"classes": ["a", "b"]}, "metadata names 2 classes, but the model has 3 outputs"),
+    ({"classes": ["a", "b"]}, "metadata lists 2 class names, but the model has 3 outputs"),
     ({"classes": "abc"}, "metadata 'classes' must be a list of names"),
     ({"input_scale": -1}, "metadata 'input_scale' must be a positive number"),
 ])

@@ -197,7 +197,7 @@ def _metadata_props(metadata: dict, outputs: int, ids: bool) -> dict:
         if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
             raise ValueError(f"metadata 'classes' must be a list of names, got {classes!r:.80}")
         if len(classes) != outputs:
-            raise ValueError(f"metadata names {len(classes)} classes, but the model has {outputs} outputs")
+            raise ValueError(f"metadata lists {len(classes)} class names, but the model has {outputs} outputs")
         props["classes"] = json.dumps(classes)
     if ids:
         props["input"] = "int64 token ids (N, T), each indexing classes; logits (N, T, classes) of the next token"
