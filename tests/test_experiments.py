@@ -109,9 +109,7 @@ def test_every_experiment_is_plain_sgd_with_explicit_momentum_0(name):
         config = run.config
         assert all(key in base or key in run.overrides for key in ("optimizer", "momentum")), run.overrides
         assert config["optimizer"] == "sgd" and config["momentum"] == 0.0, config
-        # sigmoid_final trains on the whole training set: val_fraction = 0, which the
-        # config accepts once the full-training-set option lands; the rest is checked now
-        check_config({k: v for k, v in config.items() if not (k == "val_fraction" and v == 0)}, name)
+        check_config(config, name)
 
 
 def test_search_grids_are_the_assignments():

@@ -70,21 +70,32 @@ def read_settings(args) -> dict:
 
 
 def run(args) -> int:
-    from ..train import TrainingDiverged, train_from_config
-    from ..train.report import NO_MATPLOTLIB, can_plot
     from ..train.rundir import auto_name
 
     config = read_settings(args)
     if args.resume and not args.out:
         raise UsageError("--resume needs --out RUN_DIR, the run to continue")
     if args.out:
-        out = Path(args.out)
-    else:
-        from ..data import default_dataset
-        from ..train.config import RunConfig
+        return _train(config, Path(args.out), args)
+    from ..data import default_dataset
+    from ..train.config import RunConfig
 
-        RunConfig.resolve(config)  # a bad setting is reported before a directory is made
-        out = auto_name("runs", f"{config.get('model', 'mlp')}-{config.get('data') or default_dataset()}")
+    RunConfig.resolve(config)  # a bad setting is reported before a directory is made
+    data = config.get("data") or default_dataset()
+    out = auto_name("runs", f"{config.get('model', 'mlp')}-{Path(data).stem if '/' in data else data}")
+    try:
+        return _train(config, out, args)
+    finally:
+        if all(p.name == ".lock" for p in out.iterdir()):  # nothing of the run was written
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+
+
+def _train(config, out: Path, args) -> int:
+    from ..train import TrainingDiverged, train_from_config
+    from ..train.report import NO_MATPLOTLIB, can_plot
+
     try:
         result = train_from_config(config, out_dir=out, quiet=args.quiet, resume=args.resume)
     except TrainingDiverged as exc:

@@ -9,7 +9,7 @@ image folders; see :mod:`handgrad.data.files`).
 from .datasets import DATASETS, Dataset, load_dataset, register_dataset
 from .digits import default_dataset
 from .download import cache_dir, fetch, sha256_file
-from .files import FileDataset, describe, file_identity, load_inputs, load_path
+from .files import FileDataset, describe, file_identity, is_data_path, load_inputs, load_path, open_data
 from .idx import DataError, read_idx, write_idx
 from .loader import BatchSource, DataLoader
 from .mnist import fashion_mnist_installed

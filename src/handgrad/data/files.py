@@ -403,3 +403,21 @@ def _read_image_folder(root: Path, shape):
         X, _ = _scaled(split_root, "images", np.stack(images))
         splits.append((X, np.array(labels, dtype=np.int64)))
     return splits[0], (splits[1] if len(splits) == 2 else None), classes
+
+
+def is_data_path(name: str) -> bool:
+    """Whether ``name`` (a ``--data`` value) names a file or folder rather than a
+    registered data set: it is not registered and exists on disk."""
+    from .datasets import DATASETS
+
+    return name not in DATASETS and Path(name).exists()
+
+
+def open_data(name: str, seed: int = 0, **options) -> Dataset:
+    """The registered data set ``name`` (:func:`~handgrad.data.load_dataset`), or the
+    data set in the file or folder ``name`` (:func:`load_path`)."""
+    from .datasets import load_dataset
+
+    if is_data_path(name):
+        return load_path(name, seed=seed, **options)
+    return load_dataset(name, seed=seed, **options)

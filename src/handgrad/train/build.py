@@ -48,8 +48,11 @@ def check_names(cfg: dict) -> None:
 
     if cfg["model"] not in MODELS:
         raise ConfigError(f"unknown model {cfg['model']!r}; known models: {', '.join(sorted(MODELS))}")
-    if cfg["data"] is not None and cfg["data"] not in DATASETS:
-        raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}")
+    from ..data import is_data_path
+
+    if cfg["data"] is not None and cfg["data"] not in DATASETS and not is_data_path(cfg["data"]):
+        raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}; "
+                          f"or the path of a .npz or .csv file, a folder of IDX files or of class folders")
     if cfg["loss"] not in LOSSES:
         raise ConfigError(f"unknown loss {cfg['loss']!r}; known losses: {', '.join(sorted(LOSSES))}")
 
@@ -62,11 +65,12 @@ def data_options(config: dict) -> dict:
     return options
 
 
-def load_data(cfg: dict):
-    """The data set the configuration names, loaded with its options and seed."""
-    from ..data import default_dataset, load_dataset
+def load_data(cfg):
+    """The data set the configuration names (a registered name or a path), loaded
+    with its options and seed."""
+    from ..data import default_dataset, open_data
 
-    return load_dataset(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
+    return open_data(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
 
 
 def split_data(cfg, dataset, stateful: bool = False):
@@ -149,9 +153,10 @@ def model_kwargs(cfg, dataset) -> dict:
 
 
 def complete(cfg: RunConfig, dataset) -> RunConfig:
-    """The configuration with what the data set decides filled in: the data set's
-    name and the model arguments taken from it (:func:`model_kwargs`)."""
-    return cfg.replace(data=dataset.name, model_kwargs=model_kwargs(cfg, dataset))
+    """The configuration with what the data set decides filled in: the data set
+    (when the default was taken) and the model arguments taken from it
+    (:func:`model_kwargs`)."""
+    return cfg.replace(data=cfg["data"] or dataset.name, model_kwargs=model_kwargs(cfg, dataset))
 
 
 @dataclass
@@ -196,15 +201,13 @@ def check_fits(model, cfg, dataset) -> None:
 
 def data_identity(cfg, dataset) -> dict:
     """What identifies the data a run trained on: the data set's name and options,
-    and for a file its size and SHA-256."""
-    import hashlib
-    from pathlib import Path
+    and for a file or folder (``--data PATH``, a text corpus) its size and SHA-256."""
+    from ..data import file_identity, is_data_path
 
     identity = {"name": dataset.name, "options": data_options(cfg)}
-    if cfg["text_file"] is not None:
-        path = Path(cfg["text_file"])
-        identity["file"] = {"path": str(path), "size": path.stat().st_size,
-                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    path = cfg["text_file"] if cfg["text_file"] is not None else cfg["data"] if is_data_path(cfg["data"]) else None
+    if path is not None:
+        identity["file"] = file_identity(path)
     return identity
 
 

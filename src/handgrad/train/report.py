@@ -121,11 +121,13 @@ def pre(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
 
 
-def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictions) -> None:
+def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictions, data_identity: dict) -> None:
     """Everything a finished run leaves besides the manifest and the checkpoint:
     ``model.npz``, metrics, results, the test set's evaluation, plots and ``report.html``.
     ``test_predictions`` are the Trainer's predictions on ``test`` (the test set is
-    predicted once per run)."""
+    predicted once per run); ``data_identity`` (see
+    :func:`handgrad.train.build.data_identity`) lets ``evaluate`` and ``predict``
+    warn when the data changed."""
     from ..data.loader import BatchSource
     from ..io import save_model
     from ..summary import summary
@@ -134,12 +136,13 @@ def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictio
 
     streams = isinstance(test, BatchSource) and test.continues
     save_model(out / "model.npz", model, {
-        "model": cfg["model"], "model_kwargs": cfg.to_dict()["model_kwargs"], "data": dataset.name,
+        "model": cfg["model"], "model_kwargs": cfg.to_dict()["model_kwargs"], "data": cfg["data"],
         "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
         "seed": cfg["seed"], "data_kwargs": data_options(cfg), "test_accuracy": result["test_accuracy"],
         # a stateful model's held-out text is read as this many streams (handgrad evaluate does the same)
         "streams": test.batch_size if streams else None,
-        "config_fingerprint": cfg.fingerprint(),
+        "config_fingerprint": cfg.fingerprint(), "data_identity": data_identity,
+        "input_scale": dataset.input_scale,
     })
     write_metrics(out / "metrics.jsonl", result["history"])
     write_json(out / "results.json",

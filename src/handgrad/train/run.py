@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -53,15 +54,17 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     try:
         if resume:
             cfg = _resumed_config(run_dir.read_manifest(), config, run_dir.path)
+            _check_checkpoint(run_dir.path / CHECKPOINT, cfg)
         backend.manual_seed(cfg["seed"])
         dataset = load_data(cfg)
         cfg = complete(cfg, dataset)
         run = build(cfg, dataset)
+        identity = data_identity(cfg, dataset)
+        if not quiet:
+            print(f"data: {_describe(cfg, dataset)}", file=sys.stderr)
         manifest = None
         if run_dir is not None:
-            if resume:
-                _check_checkpoint(run_dir.path / CHECKPOINT, cfg)
-            manifest = run_dir.write_manifest(cfg, data_identity(cfg, dataset))
+            manifest = run_dir.write_manifest(cfg, identity)
         trainer = Trainer(
             run.model, run.loss, run.optimizer, run.train, run.val, epochs=cfg["epochs"],
             batch_size=cfg["batch_size"], lr_decay=cfg["lr_decay"], eval_every=cfg["eval_every"],
@@ -84,11 +87,23 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             "wall_time": time.perf_counter() - start,
         }
         if run_dir is not None:
-            write_run(run_dir.path, cfg, dataset, run.model, run.test, result, trainer.test_predictions)
+            write_run(run_dir.path, cfg, dataset, run.model, run.test, result, trainer.test_predictions, identity)
     finally:
         if run_dir is not None:
             run_dir.close()
     return result
+
+
+def _describe(cfg, dataset) -> str:
+    """Which data set a run loaded, and how to get Fashion-MNIST when the default fell back."""
+    from ..data import describe
+    from ..data.mnist import fashion_mnist_installed
+
+    line = describe(dataset)
+    if dataset.name == "digits" and not fashion_mnist_installed():
+        line += ("; the default when Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, "
+                 "or --data fashion-mnist to download it)")
+    return line
 
 
 def _fresh_config(config: dict) -> RunConfig:
