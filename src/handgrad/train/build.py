@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import init as initializers
 from .. import nn
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, plain
 
 # Loss modules by name: forward(out, y) -> float, backward() -> dL/d(out).
 LOSSES = {"cross_entropy": nn.CrossEntropyLoss}
@@ -215,7 +215,11 @@ def build_model(cfg, kwargs):
     """Build the zoo model and apply ``init`` (xavier / he / normal(weight_scale))."""
     from ..models import get_model
 
-    model = get_model(cfg["model"], **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+    try:
+        model = get_model(cfg["model"], **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {cfg['model']!r} cannot be built from model_kwargs "
+                          f"{plain(cfg['model_kwargs'])}: {exc}") from None
     scheme = "normal" if cfg["init"] == "default" and cfg["weight_scale"] is not None else cfg["init"]
     if scheme != "default":
         for name, p in model.named_parameters():
