@@ -29,7 +29,7 @@ Backward returns (dx (N, T, D), dh0 (shape of h0), dw_x, dw_h).
 from __future__ import annotations
 
 from ..backend import array_module
-from .sequence import input_projection, sigmoid, swap_nt, weight_grads
+from .sequence import input_projection, swap_nt, weight_grads
 
 
 def attend(qkv):
@@ -222,7 +222,9 @@ def attention_rnn_all_forward(x, h0, w_x, w_h):
 
         z' = log(e^z + e^w),   beta = e^{w - z'} = sigmoid(w - z),   m' = m + beta (v - m).
 
-    The S given states are summed into (m, z) in one pass at the start.
+    The S given states are summed into (m, z) in one pass at the start. alpha, beta and
+    their complements are computed as e^{w_0 - log(e^{w_0} + e^z)} and so on, which keeps
+    their relative precision when the scores are far apart (1 - alpha would not).
     """
     xp = array_module(x)
     hid = w_h.shape[1]
@@ -236,29 +238,32 @@ def attention_rnn_all_forward(x, h0, w_x, w_h):
     e = xp.exp(past_scores - top)
     past_a = e / e.sum(axis=1, keepdims=True)
     z = top[:, 0] + xp.log(e.sum(axis=1))
-    # ms[t], zs[t]: the sums over the states before step t; hq[t]: projections of h[t]
+    # ms[t]: the mean over the states before step t; hq[t]: projections of h[t]
     ms = xp.empty((steps, n, hid), dtype=x.dtype)
     ms[0] = (past_a[:, :, None] * past_qkv[:, :, 2 * hid:]).sum(axis=1)
-    zs = xp.empty((steps, n), dtype=x.dtype)
-    alpha = xp.empty((steps, n), dtype=x.dtype)
-    beta = xp.empty((steps, n), dtype=x.dtype)
+    # the gates and their complements: alpha[0] = alpha, alpha[1] = 1 - alpha (likewise beta)
+    alpha = xp.empty((2, steps, n), dtype=x.dtype)
+    beta = xp.empty((2, steps, n), dtype=x.dtype)
     hs = xp.empty((steps, n, hid), dtype=x.dtype)
     hq = xp.empty((steps, n, 3 * hid), dtype=x.dtype)
     w_h_t = w_h.T
     for t in range(steps):
-        zs[t] = z
-        alpha[t] = sigmoid(w_scores[t] - z)
+        total = xp.logaddexp(z, w_scores[t])
+        xp.exp(w_scores[t] - total, out=alpha[0, t])
+        xp.exp(z - total, out=alpha[1, t])
         xp.subtract(xq[t, :, 2 * hid:], ms[t], out=hs[t])
-        hs[t] *= alpha[t][:, None]
+        hs[t] *= alpha[0, t][:, None]
         hs[t] += ms[t]
         if t == steps - 1:
             break  # the sums after the last step are not an output: the caller keeps the states
         xp.matmul(hs[t], w_h_t, out=hq[t])
         w = (hq[t, :, :hid] * hq[t, :, hid: 2 * hid]).sum(axis=-1)
-        beta[t] = sigmoid(w - z)
-        z = xp.logaddexp(z, w)
+        total = xp.logaddexp(z, w)
+        xp.exp(w - total, out=beta[0, t])
+        xp.exp(z - total, out=beta[1, t])
+        z = total
         xp.subtract(hq[t, :, 2 * hid:], ms[t], out=ms[t + 1])
-        ms[t + 1] *= beta[t][:, None]
+        ms[t + 1] *= beta[0, t][:, None]
         ms[t + 1] += ms[t]
     cache = (x_tm, h0, w_x, w_h, xq, past_qkv, past_a, ms, alpha, beta, hs, hq)
     return swap_nt(hs), cache
@@ -291,22 +296,22 @@ def attention_rnn_all_backward(dhs, cache):
     for t in range(steps - 1, -1, -1):
         dh = dhs[:, t].copy()
         if t < steps - 1:
-            b = beta[t][:, None]
+            b, cb = beta[0, t][:, None], beta[1, t][:, None]
             dbeta = ((hq[t, :, 2 * hid:] - ms[t]) * dm).sum(axis=-1, keepdims=True)
-            dw = b * dz[:, None] + b * (1 - b) * dbeta
+            dw = b * dz[:, None] + b * cb * dbeta
             xp.multiply(dw, hq[t, :, hid: 2 * hid], out=dhq[t, :, :hid])
             xp.multiply(dw, hq[t, :, :hid], out=dhq[t, :, hid: 2 * hid])
             xp.multiply(b, dm, out=dhq[t, :, 2 * hid:])
-            dm *= 1 - b
-            dz = (1 - b[:, 0]) * dz - (b * (1 - b) * dbeta)[:, 0]
+            dm *= cb
+            dz = cb[:, 0] * dz - (b * cb * dbeta)[:, 0]
             dh += dhq[t] @ w_h
-        al = alpha[t][:, None]
+        al, cal = alpha[0, t][:, None], alpha[1, t][:, None]
         dalpha = ((xq[t, :, 2 * hid:] - ms[t]) * dh).sum(axis=-1, keepdims=True)
-        dw0 = al * (1 - al) * dalpha
+        dw0 = al * cal * dalpha
         xp.multiply(dw0, xq[t, :, hid: 2 * hid], out=dxq[t, :, :hid])
         xp.multiply(dw0, xq[t, :, :hid], out=dxq[t, :, hid: 2 * hid])
         xp.multiply(al, dh, out=dxq[t, :, 2 * hid:])
-        dm += (1 - al) * dh
+        dm += cal * dh
         dz -= dw0[:, 0]
     dws = past_a * (((past_qkv[:, :, 2 * hid:] - ms[0][:, None]) * dm[:, None]).sum(axis=-1) + dz[:, None])
     dws = dws[:, :, None]
