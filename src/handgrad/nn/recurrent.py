@@ -74,7 +74,11 @@ def _check_positive(layer, **sizes):
 
 
 class _Stacked(Module):
-    """num_layers single-layer kernels stacked: layer k reads the hidden states of layer k-1."""
+    """num_layers single-layer kernels stacked: layer k reads the hidden states of layer k-1.
+
+    A subclass's ``_kernel_forward(x, state parts, params)`` returns (seq, cache) with seq
+    (state_parts, N, T, H), every part of the state after every step, and its
+    ``_kernel_backward(dseq, cache)`` the kernel's gradients."""
 
     gates = 1
     state_parts = 1  # 2 for the LSTM: (h, c)

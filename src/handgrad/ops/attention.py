@@ -129,8 +129,13 @@ def attention_rnn_forward(x, h0, w_x, w_h):
     for t in range(steps):
         qkv[t, :, 0] = xq[t]
         qkv[t, :, 1:] = proj[t + lags - back, :, back - 1].transpose(1, 0, 2)
-        h, attn[t] = attend(qkv[t])
-        history[t + lags] = h
+        # attend, written out to work in place (the fused loop's hot spot)
+        q, k, v = qkv[t, :, :, :hid], qkv[t, :, :, hid: 2 * hid], qkv[t, :, :, 2 * hid:]
+        scores = (q * k).sum(axis=-1)
+        e = xp.exp(scores - scores.max(axis=-1, keepdims=True))
+        attn[t] = e / e.sum(axis=-1, keepdims=True)
+        h = history[t + lags]
+        xp.matmul(attn[t][:, None, :], v, out=h[:, None, :])
         if t < steps - 1:
             proj[t + lags] = (h @ w_h_flat.T).reshape(n, lags, three_h)
     return swap_nt(history[lags:]), (x_tm, w_x, w_h_flat, history, qkv, attn)
@@ -148,11 +153,19 @@ def attention_rnn_backward(dhs, cache):
     dhist[lags:] = dhs.transpose(1, 0, 2)
     dproj = xp.zeros((steps + lags, n, lags, three_h), dtype=history.dtype)
     dxq = xp.empty((steps, n, three_h), dtype=history.dtype)
+    dqkv = xp.empty((n, slots, three_h), dtype=history.dtype)
     back = xp.arange(1, lags + 1)
     for t in range(steps - 1, -1, -1):
         dh = dhist[t + lags]
         dh += dproj[t + lags].reshape(n, -1) @ w_h_flat
-        dqkv = attend_backward(dh, qkv[t], attn[t])
+        # attend_backward, written out to work in place
+        q, k, v = qkv[t, :, :, :hid], qkv[t, :, :, hid: 2 * hid], qkv[t, :, :, 2 * hid:]
+        a = attn[t]
+        da = (v @ dh[:, :, None])[:, :, 0]
+        dw = a * (da - (a * da).sum(axis=-1, keepdims=True))
+        xp.multiply(dw[:, :, None], k, out=dqkv[:, :, :hid])
+        xp.multiply(dw[:, :, None], q, out=dqkv[:, :, hid: 2 * hid])
+        xp.multiply(a[:, :, None], dh[:, None, :], out=dqkv[:, :, 2 * hid:])
         dxq[t] = dqkv[:, 0]
         dproj[t + lags - back, :, back - 1] += dqkv[:, 1:].transpose(1, 0, 2)
     dhist[:lags] += (dproj[:lags].reshape(lags * n, -1) @ w_h_flat).reshape(lags, n, hid)
