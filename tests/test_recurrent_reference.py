@@ -299,5 +299,5 @@ def test_attention_rnn_inf_bad_input_gets_clear_errors():
     with pytest.raises(ValueError, match=r"AttentionRNN: expected initial state .* got \(2, 4\)"):
         layer(np.zeros((2, 4, 3), np.float32), np.zeros((2, 4), np.float32))
     for bad in (0, 2.5, None, -math.inf):
-        with pytest.raises(ValueError, match="AttentionRNN: k must be a positive integer"):
+        with pytest.raises(ValueError, match="AttentionRNN: k must be a positive integer or math.inf"):
             nn.AttentionRNN(3, 4, k=bad)

@@ -290,8 +290,8 @@ class AttentionRNN(Module):
     def __init__(self, input_size, hidden_size, k, rng=None, dtype=None):
         super().__init__()
         _check_positive(self, input_size=input_size, hidden_size=hidden_size)
-        if k != math.inf:
-            _check_positive(self, k=k)
+        if k != math.inf and (not isinstance(k, int) or k <= 0):
+            raise ValueError(f"AttentionRNN: k must be a positive integer or math.inf, got {k!r}")
         self.input_size, self.hidden_size, self.k = input_size, hidden_size, k
         dtype = dtype or get_default_dtype()
         bound = 1.0 / math.sqrt(hidden_size)
