@@ -78,6 +78,20 @@ def _list(spec: dict, forced: dict) -> None:
         print(f"{index:3d}  {label(overrides)}")
 
 
+def _check_runs(spec: dict, forced: dict) -> None:
+    """Refuse, before the sweep directory is made, a sweep whose runs ``handgrad train``
+    could not start: an unknown key, a bad value, an unknown model or data set."""
+    from ..sweep import expand
+    from ..train.build import check_names
+    from ..train.config import RunConfig
+
+    for run in expand(spec, forced):
+        try:
+            check_names(RunConfig.resolve(run.config))
+        except ValueError as exc:
+            raise UsageError(f"sweep run {run.run_id}: {exc}") from None
+
+
 def run(args) -> int:
     from ..sweep import print_progress, run_sweep
 
@@ -89,6 +103,8 @@ def run(args) -> int:
     if not args.out:
         raise UsageError("--out DIR is required (the sweep directory)")
     run_fn = _import(args.run_fn) if args.run_fn else None
+    if run_fn is None:
+        _check_runs(spec, forced)
     summary = run_sweep(spec, args.out, run_fn, n_jobs=args.jobs, scheduler=args.scheduler,
                         forced=forced, on_record=print_progress)
     print(f"{summary['runs']} runs: {summary['executed']} executed, {summary['skipped']} already finished, "

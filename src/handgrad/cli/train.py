@@ -59,13 +59,18 @@ def add_parser(subparsers) -> None:
 def read_settings(args) -> dict:
     """The settings given on the command line: --config, then --set, then the flags."""
     from ..sweep.space import set_path
-    from ..train.config import read_config_file
+    from ..train.config import check_config, read_config_file
 
     config = read_config_file(args.config) if args.config else {}
+    given: dict = {}
     for item in args.settings:
         key, value = parse_setting(item)
+        set_path(given, key, value)
+    check_config(given, "--set")
+    for key, value in given.items():
         set_path(config, key, value)
-    config.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
+    flags = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    config.update(check_config(flags, "flags"))
     return config
 
 

@@ -28,6 +28,8 @@ def load_digits(root=None, seed=0, test_fraction=0.2):
     raw = sklearn_digits()
     X = np.divide(raw.images[:, None], 16.0).astype(get_default_dtype())
     y = raw.target.astype(np.int64)
+    if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
+        raise ValueError(f"data set 'digits': test_fraction must be a number in (0, 1), got {test_fraction!r}")
     train, test = train_val_split(X, y, test_fraction, seed=seed, stratify=True)
     return Dataset(name="digits", train=train, test=test, classes=[str(d) for d in range(10)], input_shape=(1, 8, 8))
 

@@ -66,6 +66,9 @@ def make_synth(n_samples: int = 1000, noise: float = 0.1, shape: str = "spirals"
 def load_synth(root=None, seed=0, n_samples=1000, noise=0.1, shape="spirals", val_fraction=0.2):
     """Two interleaved spirals (or moons), split into train and validation."""
     X, y = make_synth(n_samples, noise, shape, seed)
+    if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+        raise ValueError(f"data set 'synth': val_fraction (its test split) must be a number in (0, 1), "
+                         f"got {val_fraction!r}")
     train, val = train_val_split(X, y, val_fraction, seed=seed, stratify=True)
     return Dataset(name="synth", train=train, test=val, classes=["class 0", "class 1"], input_shape=(2,))
 

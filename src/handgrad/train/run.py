@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
         if resume:
             cfg = _resumed_config(run_dir.read_manifest(), config, run_dir.path)
             _check_checkpoint(run_dir.path / CHECKPOINT, cfg)
+        cfg = _usable_workers(cfg)
         backend.manual_seed(cfg["seed"])
         dataset = load_data(cfg)
         cfg = complete(cfg, dataset)
@@ -104,6 +106,16 @@ def _describe(cfg, dataset) -> str:
         line += ("; the default when Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, "
                  "or --data fashion-mnist to download it)")
     return line
+
+
+def _usable_workers(cfg: RunConfig) -> RunConfig:
+    """More workers than usable cores only slow a run down: say so and use the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cfg["workers"] <= cores:
+        return cfg
+    print(f"handgrad: workers {cfg['workers']} is more than the {cores} usable cores; using {cores}",
+          file=sys.stderr)
+    return cfg.replace(workers=cores)
 
 
 def _fresh_config(config: dict) -> RunConfig:

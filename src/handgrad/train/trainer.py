@@ -359,7 +359,8 @@ class Trainer:
                  else "no checkpoint was written")
         raise TrainingDiverged(
             f"training diverged: {what} at iteration {self.iteration + 1} (epoch {self.epoch + 1}) "
-            f"with learning rate {get_lr(self.optimizer):g}; lower the learning rate; {where}"
+            f"with learning rate {get_lr(self.optimizer):g}; lower the learning rate (in a new run: --lr cannot "
+            f"change on --resume); {where}"
         )
 
     # -- checkpoints ---------------------------------------------------------
