@@ -114,7 +114,7 @@ def test_bad_specs_are_named(spec, message):
         expand(spec)
 
 
-@pytest.mark.parametrize("name, settings_, seeds", [("classic", 12, 1), ("search", 12, 1), ("sigmoid", 4, 3)])
+@pytest.mark.parametrize("name, settings_, seeds", [("classic", 12, 1), ("search", 27, 1), ("sigmoid", 4, 3)])
 def test_experiment_specs_load_and_expand(name, settings_, seeds):
     runs = expand(load_spec(HERE.parent / "experiments" / f"{name}.toml"))
     assert len(runs) == settings_ * seeds
@@ -129,7 +129,9 @@ def test_classic_spec_has_the_four_models_at_their_three_settings():
                      ("mlp", [32], 15, 1e-4), ("mlp", [32], 15, 5e-3), ("mlp", [32], 15, 0.1),
                      ("mlp", [32, 32], 5, 3e-3), ("mlp", [32, 32], 40, 3e-3), ("mlp", [32, 32], 40, 0.05),
                      ("small_cnn", None, 5, 0.01), ("small_cnn", None, 10, 1e-3), ("small_cnn", None, 20, 1e-3)]
-    assert all(r.config["batch_size"] == 100 and r.config["loss_reduction"] == "sum" and r.config["optimizer"] == "sgd"
+    # as the assignment: Models 1-3 average the gradient over the batch, only the CNN sums it
+    assert all(r.config["loss_reduction"] == ("sum" if r.config["model"] == "small_cnn" else "mean") for r in runs)
+    assert all(r.config["batch_size"] == 100 and r.config["optimizer"] == "sgd"
                and r.config["momentum"] == 0 and r.config["lr_decay"] == 1 and r.config["init"] == "xavier" and r.config["eval_every"] == 20000
                for r in runs)
 

@@ -178,12 +178,20 @@ def facet_groups(sweep: dict, rows: list) -> tuple | None:
     return keys, groups
 
 
+def _beside(row: dict, metric: str) -> str:
+    """Beside the final test accuracy (the course's figure: the last evaluation's),
+    the test accuracy of the best-validation weights, labelled."""
+    if metric != "final_test_accuracy" or "test_accuracy" not in row["metrics"]:
+        return ""
+    return f" (best-val weights: {_cell(row, 'test_accuracy')})"
+
+
 def facet_table(keys: list, groups: dict, metric: str) -> tuple:
     """``(header, body)`` with one row per facet group and one column per setting in it
     (cell: the setting's other overrides and its metric)."""
     width = max(len(g) for g in groups.values())
     header = [" / ".join(keys), *(f"setting {i + 1}" for i in range(width))]
-    body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r, metric)}" for r in group),
+    body = [[name, *(f"{label(r['overrides'], keys)}: {_cell(r, metric)}{_beside(r, metric)}" for r in group),
              *([""] * (width - len(group)))] for name, group in groups.items()]
     return header, body
 
