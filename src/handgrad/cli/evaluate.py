@@ -45,7 +45,8 @@ def predict_batched(model, X, batch_size: int):
     try:
         return predict(model, X, batch_size)
     except MemoryError as exc:
-        what = f"a batch of {batch_size} samples" if isinstance(X, np.ndarray) else "one chunk of the text streams"
+        what = f"a batch of {min(batch_size, len(X))} samples" if isinstance(X, np.ndarray) \
+            else "one chunk of the text streams"
         raise UsageError(f"--batch-size {batch_size}: {what} did not fit in memory ({exc}); "
                          f"try a smaller --batch-size") from None
 
