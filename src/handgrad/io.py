@@ -60,15 +60,17 @@ def read_npz(path) -> tuple[dict, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    # a damaged archive surfaces as any of these from zipfile, zlib and numpy's .npy parser
-    # (a flipped bit in a header can declare an unknown compression or a huge shape)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError,
-            MemoryError, SyntaxError) as exc:
+        # errstate: a damaged shape overflows numpy's size computation, which would only warn
+        with np.errstate(all="ignore"):
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with archive:
+                arrays = {name: archive[name] for name in archive.files}
+    # a damaged archive surfaces as any of these from zipfile, zlib and numpy's .npy parser (a
+    # flipped bit in a header can declare encryption, an unknown compression or a huge shape)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError, MemoryError) as exc:
         raise ValueError(f"{path}: not a readable handgrad .npz file ({exc})") from None
     raw = arrays.pop(METADATA_KEY, None)
     if raw is None:
