@@ -117,6 +117,8 @@ def run(args) -> int:
     if len(ids) == 0:
         raise ValueError(f"{args.images}: all {len(X)} images hold NaN or inf; nothing to predict")
     pred = predict_batched(model, X[ids], args.batch_size).tolist()
+    if classes and max(pred) >= len(classes):
+        raise ValueError(f"--data {args.data}: has {len(classes)} classes, but the model predicts label {max(pred)}")
     if len(skipped):
         print(f"skipped {len(skipped)} of {len(X)} images holding NaN or inf", file=sys.stderr)
     if args.out:
