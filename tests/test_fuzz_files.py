@@ -10,6 +10,7 @@ thousand for a thorough local run).
 import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -181,3 +182,47 @@ def test_undamaged_files_load(base):
     assert state["seen"] == {(1, 2): 3} and state["step"] == 3
     assert load_trained(root / "checkpoint.npz")[1]["model_kwargs"] == KWARGS
     assert read_npz(root / "model.npz")[1]["model"] == "mlp"
+
+
+def _central(raw: bytearray, offset: int, value: int) -> bytearray:
+    """Set one byte of the first central-directory entry of a zip archive."""
+    raw[raw.find(b"PK\x01\x02") + offset] = value
+    return raw
+
+
+def _huge_shape(raw: bytearray) -> bytes:
+    """The archive rewritten (with valid checksums) so that its first array's header
+    declares the shape (4, 99999999999) instead of (4, 3)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            member = src.read(name)
+            if name == "1.weight.npy":
+                member = member.replace(b"(4, 3), }" + b" " * 10, b"(4, 99999999999), }", 1)
+            dst.writestr(name, member)
+    return out.getvalue()
+
+
+# each damage, found by the fuzzers, reaches read_npz as another exception type
+DAMAGES = {
+    "encrypted flag (RuntimeError)": lambda raw: _central(raw, 8, 1),
+    "unknown compression (NotImplementedError)": lambda raw: _central(raw, 10, 9),
+    "bzip2 on stored data (OSError)": lambda raw: _central(raw, 10, 12),
+    "deflate on stored data (zlib.error)": lambda raw: _central(raw, 10, 8).replace(b"\x93NUMPY", b"\x07NUMPY", 1),
+    "a shape of 1.5 TB (MemoryError)": _huge_shape,
+    "a single .npy array": None,
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_each_kind_of_damage_is_a_clear_error(base, damage):
+    files, root = base
+    if damage is None:
+        path = root / "single.npz"
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    else:
+        path = _write(root, "model.npz", bytes(damage(bytearray(files["model.npz"]))))
+    with pytest.raises(ValueError, match="not a readable handgrad .npz file") as info:
+        load_model(path)
+    assert str(path) in str(info.value)

@@ -67,10 +67,9 @@ def read_npz(path) -> tuple[dict, dict]:
                 raise ValueError("a single .npy array, not an .npz archive")
             with archive:
                 arrays = {name: archive[name] for name in archive.files}
-    # a damaged archive surfaces as any of these from zipfile, zlib and numpy's .npy parser (a
-    # flipped bit in a header can declare encryption, an unknown compression or a huge shape)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError, MemoryError) as exc:
+    # a damaged archive surfaces as any of these from zipfile, zlib and numpy's .npy parser (a flipped
+    # bit in a header can declare encryption or an unknown compression, RuntimeError, or a huge shape)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, MemoryError) as exc:
         raise ValueError(f"{path}: not a readable handgrad .npz file ({exc})") from None
     raw = arrays.pop(METADATA_KEY, None)
     if raw is None:
