@@ -210,6 +210,7 @@ DAMAGES = {
     "bzip2 on stored data (OSError)": lambda raw: _central(raw, 10, 12),
     "deflate on stored data (zlib.error)": lambda raw: _central(raw, 10, 8).replace(b"\x93NUMPY", b"\x07NUMPY", 1),
     "a shape of 1.5 TB (MemoryError)": _huge_shape,
+    "an empty file (EOFError)": lambda raw: b"",
     "a single .npy array": None,
 }
 
