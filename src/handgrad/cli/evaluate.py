@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--out", metavar="DIR", help="where to write the report and plots "
                                                 "(default: RUN_DIR/eval-DATA-SPLIT)")
-    p.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
     p.set_defaults(run=run)
 
 

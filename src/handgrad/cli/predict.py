@@ -30,12 +30,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="PREDS.csv", help="CSV of id (from 0), label and class name")
     p.add_argument("--submission", metavar="FILE.csv",
                    help="Kaggle-style CSV: one row per predicted sample, ids from 1, the predicted label number")
-    p.add_argument("--id-column", default="Id", help="header of the submission's id column (default Id)")
-    p.add_argument("--label-column", default="Category",
+    p.add_argument("--id-column", default="Id", metavar="NAME", help="header of the submission's id column (default Id)")
+    p.add_argument("--label-column", default="Category", metavar="NAME",
                    help="header of the submission's label column (default Category)")
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="leave out images holding NaN or inf (and say how many) instead of refusing the file")
-    p.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
     p.set_defaults(run=run)
 
 
