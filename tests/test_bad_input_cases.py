@@ -157,6 +157,8 @@ CASES = [
     ("model-kwargs-string-export", export(bad_model(model_kwargs="hidden=8")), ["m.npz", "'model_kwargs'"]),
     ("hidden-abc-predict", predict(bad_model(model_kwargs={**KWARGS, "hidden": "abc"})),
      ["m.npz", "'model_kwargs'", "'hidden': 'abc'"]),
+    ("hidden-too-wide", predict(bad_model(model_kwargs={**KWARGS, "hidden": [10**12]})),
+     ["m.npz", "'model_kwargs'", "Unable to allocate"]),
     ("hidden-abc-export", export(bad_model(model_kwargs={**KWARGS, "hidden": "abc"})), ["m.npz", "'model_kwargs'"]),
     ("unknown-model", evaluate(bad_model(model="resnet")), ["m.npz", "'model'", "'resnet'"]),
     ("classes-short-predict", predict(bad_model(classes=["class 0"])), ["m.npz", "'classes'", "2 class names"]),

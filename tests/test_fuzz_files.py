@@ -227,3 +227,13 @@ def test_each_kind_of_damage_is_a_clear_error(base, damage):
     with pytest.raises(ValueError, match="not a readable handgrad .npz file") as info:
         load_model(path)
     assert str(path) in str(info.value)
+
+
+def test_metadata_nested_too_deep_for_json(base):
+    files, root = base
+    path = root / "deep.npz"
+    with open(path, "wb") as f:
+        np.savez(f, __metadata__=np.frombuffer(b"[" * 100000 + b"]" * 100000, dtype=np.uint8))
+    with pytest.raises(ValueError, match="corrupt metadata") as info:
+        load_model(path)
+    assert str(path) in str(info.value)
