@@ -70,8 +70,7 @@ def read_images(path, input_shape) -> np.ndarray:
 def nonfinite_samples(path, X: np.ndarray, skip: bool) -> np.ndarray:
     """Indices of the samples of ``X`` (read from ``path``) holding NaN or inf. Unless
     ``skip``, any such sample is an error saying how many there are and where."""
-    with np.errstate(over="ignore"):
-        bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
     if len(bad) and not skip:
         where = ", ".join(map(str, bad[:5].tolist())) + (", ..." if len(bad) > 5 else "")
         raise ValueError(f"{path}: {len(bad)} of {len(X)} images hold NaN or inf (at index {where}); "
