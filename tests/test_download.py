@@ -6,11 +6,13 @@ import http.server
 import os
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from handgrad.data import DataError, load_dataset, write_idx
+from handgrad.data.download import fetch
 from handgrad.data.mnist import MNIST_SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 
@@ -182,3 +184,64 @@ def test_interrupted_transfer_leaves_no_file(tmp_path):
 def test_the_real_mnist_digests_are_sha256_hex():
     assert sorted(MNIST_SHA256) == sorted([TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS])
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in MNIST_SHA256.values())
+
+
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Promises 100000 bytes, then sends ``chunk`` bytes every ``pause`` seconds
+    (nothing at all when ``chunk`` is 0) until the client hangs up."""
+    chunk, pause = 1, 0.02
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100000):
+                if self.chunk:
+                    self.wfile.write(b"x" * self.chunk)
+                    self.wfile.flush()
+                time.sleep(self.pause)
+        except OSError:  # the client gave up: what these tests expect
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle():
+    """Start a trickling server with the given (chunk, pause); yields its base URL."""
+    servers = []
+
+    def start(chunk, pause):
+        handler = type("Handler", (_TrickleHandler,), {"chunk": chunk, "pause": pause})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        servers.append((httpd, thread))
+        return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    yield start
+    for httpd, thread in servers:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("chunk,pause,limits,match", [
+    # one byte every 20 ms: 50 bytes/s, far below the 1000 bytes/s asked for
+    (1, 0.02, {"min_rate": 1000.0, "window": 0.3, "deadline": 30.0}, r"download too slow: \d+ bytes/s over the last"),
+    # a usable rate, but the whole file would take far longer than the deadline
+    (200, 0.01, {"min_rate": 100.0, "window": 0.2, "deadline": 0.5}, r"past the 0.5 s deadline"),
+    # nothing at all after the headers: the read timeout
+    (0, 0.05, {"timeout": 0.3}, r"download failed: timed out"),
+])
+def test_a_stalled_or_crawling_download_ends_with_a_clear_error(trickle, tmp_path, chunk, pause, limits, match):
+    url = trickle(chunk, pause)
+    started = time.monotonic()
+    with pytest.raises(DataError, match=match) as info:
+        fetch("file.bin", tmp_path / "cache", [url], sha256="0" * 64, **limits)
+    assert time.monotonic() - started < 5
+    assert f"{url}file.bin" in str(info.value)
+    assert os.listdir(tmp_path / "cache") == []  # the partial file is gone

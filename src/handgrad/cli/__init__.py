@@ -58,6 +58,13 @@ def main(argv=None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"handgrad {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as exc:
+        if os.environ.get("HANDGRAD_DEBUG"):
+            raise
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"handgrad {args.command}: error: out of memory{detail}; try a smaller --batch-size or model",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"handgrad {args.command}: interrupted", file=sys.stderr)
         return 130

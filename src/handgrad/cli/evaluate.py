@@ -4,6 +4,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from . import UsageError
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="accuracy, classification report and plots of a trained model",
@@ -14,6 +18,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--out", metavar="DIR", help="where to write the report and plots "
                                                 "(default: RUN_DIR/eval-DATA-SPLIT)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
     p.set_defaults(run=run)
 
 
@@ -22,17 +27,36 @@ def load_split(metadata: dict, data, split: str):
     the seed and options it was trained with, so its test split is the same."""
     from ..data import load_dataset
 
-    name = data or metadata["data"]
-    same = name == metadata["data"]
-    dataset = load_dataset(name, seed=metadata["seed"] if same else 0, **(metadata["data_kwargs"] if same else {}))
+    trained_on = metadata.get("data")
+    name = data or trained_on
+    if name is None:
+        raise UsageError("the model file does not say which data set it was trained on; give --data")
+    same = name == trained_on
+    options = (metadata.get("data_kwargs") or {}) if same else {}
+    dataset = load_dataset(name, seed=(metadata.get("seed") or 0) if same else 0, **options)
     return dataset, dataset.train if split == "train" else dataset.test
 
 
-def run(args) -> int:
+def predict_batched(model, X, batch_size: int):
+    """Predicted labels of ``X`` (an array or a StreamLoader), ``batch_size`` samples
+    at a time; a batch too large for memory is an error that says so."""
     from ..train.evaluate import predict
+
+    try:
+        return predict(model, X, batch_size)
+    except MemoryError as exc:
+        what = f"a batch of {min(batch_size, len(X))} samples" if isinstance(X, np.ndarray) \
+            else "one chunk of the text streams"
+        raise UsageError(f"--batch-size {batch_size}: {what} did not fit in memory ({exc}); "
+                         f"try a smaller --batch-size") from None
+
+
+def run(args) -> int:
     from ..train.report import NO_MATPLOTLIB, can_plot, write_evaluation
     from ..train.restore import load_trained
 
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     model, metadata = load_trained(args.checkpoint)
     dataset, (X, y) = load_split(metadata, args.data, args.split)
     source = Path(args.checkpoint)
@@ -47,10 +71,10 @@ def run(args) -> int:
         from ..train.evaluate import evaluate
 
         loader = StreamLoader(stream_ids((X, y)), streams, dataset.input_shape[0], drop_last=False)
-        X, y, pred = loader.inputs, loader.targets, predict(model, loader)
+        X, y, pred = loader.inputs, loader.targets, predict_batched(model, loader, args.batch_size)
         loss = evaluate(model, TemporalCrossEntropyLoss(), loader)["loss"]
     else:
-        pred = predict(model, X)
+        pred = predict_batched(model, X, args.batch_size)
     result = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} {args.split} set")
     print(result["report"])
     print(f"results in: {out}")

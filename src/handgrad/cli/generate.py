@@ -44,6 +44,8 @@ def load_char_model(checkpoint):
 def run(args) -> int:
     if args.length < 0:
         raise UsageError(f"--length must be >= 0, got {args.length}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if not args.greedy and not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature:g}")
     model, vocab = load_char_model(args.checkpoint)

@@ -7,12 +7,18 @@ file in the destination directory, is verified, and only then renamed into
 place, so a failed, interrupted or corrupted download leaves no file behind.
 Mirrors are tried in order; the error of the last resort names every URL tried
 and why each failed.
+
+A download that stalls or crawls ends with an error instead of hanging: each read
+waits at most ``timeout`` seconds, the whole file at most ``deadline`` seconds,
+and over every ``window`` seconds at least ``min_rate`` bytes per second must
+arrive (a server trickling a byte a second defeats a read timeout alone).
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 
@@ -38,11 +44,13 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0) -> str:
+def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0, deadline: float = 3600.0,
+          min_rate: float = 1024.0, window: float = 60.0) -> str:
     """Return the path of ``directory/filename``, downloading it from the first
     mirror that serves it with the expected ``sha256`` if the cached copy is
     missing or does not match. ``mirrors`` are base URLs; the file's URL is
-    ``mirror.rstrip('/') + '/' + filename``."""
+    ``mirror.rstrip('/') + '/' + filename``. ``timeout``, ``deadline``, ``min_rate``
+    and ``window`` bound a slow download (see the module docstring)."""
     directory = os.fspath(directory)
     path = os.path.join(directory, filename)
     if os.path.isfile(path) and sha256_file(path) == sha256:
@@ -54,24 +62,42 @@ def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0)
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
         try:
-            _download(url, path, sha256, timeout)
+            _download(url, path, sha256, timeout, deadline, min_rate, window)
             return path
         except DataError as exc:
             failures.append(str(exc))
     raise DataError(f"could not download {filename} into {directory}:\n  " + "\n  ".join(failures))
 
 
-def _download(url: str, path: str, sha256: str, timeout: float) -> None:
+def _download(url: str, path: str, sha256: str, timeout: float, deadline: float = 3600.0,
+              min_rate: float = 1024.0, window: float = 60.0) -> None:
     digest = hashlib.sha256()
     size = 0
+    start = time.monotonic()
+    window_start, window_size = start, 0
     with atomic_file(path) as out:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 declared = response.headers.get("Content-Length")
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                # read1 returns what has arrived; read(n) would wait for all n bytes
+                read = getattr(response, "read1", response.read)
+                for chunk in iter(lambda: read(_CHUNK), b""):
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
+                    now = time.monotonic()
+                    if now - start > deadline:
+                        raise DataError(f"{url}: download too slow: {size} bytes in {now - start:.0f} s, "
+                                        f"past the {deadline:g} s deadline; try again or another mirror")
+                    if now - window_start >= window:
+                        rate = (size - window_size) / (now - window_start)
+                        if rate < min_rate:
+                            raise DataError(f"{url}: download too slow: {rate:.0f} bytes/s over the last "
+                                            f"{now - window_start:.0f} s, below {min_rate:g} bytes/s; "
+                                            f"try again or another mirror")
+                        window_start, window_size = now, size
+        except DataError:
+            raise
         except (OSError, ValueError, http.client.HTTPException) as exc:
             raise DataError(f"{url}: download failed: {_reason(exc)}") from None
         if declared is not None and size != int(declared):

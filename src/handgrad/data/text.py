@@ -65,7 +65,11 @@ def read_corpus(path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text corpus {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"text corpus {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                         f"{exc.start} is invalid: {exc.reason}); convert it, e.g. with iconv -t UTF-8") from None
     if not text:
         raise ValueError(f"text corpus {path}: the file is empty")
     return text

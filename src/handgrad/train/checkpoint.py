@@ -29,7 +29,10 @@ def load_checkpoint(path) -> dict:
     arrays, metadata = read_npz(path)
     if metadata.get("kind") != "checkpoint":
         raise ValueError(f"{path}: holds a {metadata.get('kind', 'unknown')!r}, not a checkpoint")
-    return unpack(metadata["state"], arrays)
+    state = unpack(metadata.get("state"), arrays, source=path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: damaged checkpoint: its state is not a JSON object")
+    return state
 
 
 def rng_state() -> dict:

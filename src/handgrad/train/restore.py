@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import load_model, read_npz
+from ..io import build_model, check_metadata, load_model, load_weights, read_npz
 from .build import data_options
 from .checkpoint import load_checkpoint
 
@@ -29,10 +29,13 @@ def load_trained(path):
     config = state.get("config")
     if config is None:
         raise ValueError(f"{path}: the checkpoint does not say which model it holds (no config)")
-    from ..models import get_model
-
-    model = get_model(config["model"], **config["model_kwargs"])
-    model.load_state_dict(state["model"])
-    streams = config["batch_size"] if model.carries_state else None
-    return model, {"model": config["model"], "model_kwargs": config["model_kwargs"], "data": config["data"],
-                   "classes": None, "seed": config["seed"], "data_kwargs": data_options(config), "streams": streams}
+    if not isinstance(config, dict) or not isinstance(state.get("model"), dict):
+        raise ValueError(f"{path}: damaged checkpoint: its 'config' or 'model' is not a JSON object")
+    kwargs, options = config.get("model_kwargs", {}), config.get("data_kwargs")
+    model = build_model(path, config.get("model"), kwargs, where="config")
+    load_weights(path, model, state["model"], config["model"])
+    metadata = {"model": config["model"], "model_kwargs": kwargs, "data": config.get("data"), "classes": None,
+                "seed": config.get("seed"), "data_kwargs": data_options(config) if isinstance(options, dict) else options,
+                "streams": config.get("batch_size") if model.carries_state else None}
+    check_metadata(path, metadata, model)
+    return model, metadata
