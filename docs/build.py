@@ -27,11 +27,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent
+import pdoc
+import pdoc.render
+import pdoc.render_helpers
 
-import pdoc  # noqa: E402  (after DOCS, which the error message for a missing pdoc does not need)
-import pdoc.render  # noqa: E402
-import pdoc.render_helpers  # noqa: E402
+DOCS = Path(__file__).resolve().parent
 
 
 class _PageText(html.parser.HTMLParser):
