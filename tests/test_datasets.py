@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from handgrad.data import DATASETS, DataLoader, Dataset, default_dataset, load_dataset, make_synth, register_dataset
+from handgrad.data.digits import digits_arrays
 from handgrad.data.mnist import FASHION_SYSTEM_DIR, fashion_mnist_installed
 
 
@@ -45,10 +46,20 @@ def test_digits_are_the_real_8x8_digits_split_stratified():
     assert not np.array_equal(load_dataset("digits", seed=4).test[0], Xt)
 
 
-def test_digits_without_sklearn_names_the_extra(monkeypatch):
+def test_digits_are_scikit_learns_arrays_exactly():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    images, labels = digits_arrays()
+    reference = sklearn_datasets.load_digits()
+    assert images.dtype == reference.images.dtype and labels.dtype == reference.target.dtype
+    np.testing.assert_array_equal(images, reference.images)
+    np.testing.assert_array_equal(labels, reference.target)
+
+
+def test_digits_load_without_scikit_learn(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match=r"handgrad\[cli\]"):
-        load_dataset("digits")
+    ds = load_dataset("digits")
+    assert len(ds.train[0]) + len(ds.test[0]) == 1797
 
 
 @pytest.mark.parametrize("shape", ["spirals", "moons"])
