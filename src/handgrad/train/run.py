@@ -14,8 +14,8 @@ from .build import (build_loss, build_model, build_optimizer, check_names, data_
 from .checkpoint import FILENAME
 from .config import ConfigError, resolve_config
 from .evaluate import predict
-from .report import (images_html, pre, write_curves, write_evaluation, write_html, write_json,
-                     write_metrics)
+from ..atomic import write_json
+from .report import images_html, pre, write_curves, write_evaluation, write_html, write_metrics
 from .trainer import Trainer
 
 RESUMABLE = ("epochs", "print_every", "workers")
