@@ -194,7 +194,7 @@ def test_bad_input_errors(rng):
         nn.Conv2d(1, 1, 3, padding="full")
     with pytest.raises(ValueError, match=r"Conv1d: kernel_size must be an int or a tuple of 1 ints"):
         nn.Conv1d(1, 1, (3, 3))
-    with pytest.raises(ValueError, match=r"Conv2d: in_channels and out_channels must be positive"):
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels must be a positive integer"):
         nn.Conv2d(0, 1, 3)
 
 

@@ -6,6 +6,7 @@ import math
 from .. import init
 from ..backend import get_default_dtype
 from ..ops import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
+from ..validate import positive_int
 from .functional import output_sizes, resolve_padding
 from .module import Module, Parameter
 from .validate import check_channels, check_rank
@@ -49,9 +50,8 @@ class _ConvNd(Module):
                  input_grad=True, rng=None, dtype=None):
         super().__init__()
         name, n = type(self).__name__, self.ndim
-        if not (isinstance(in_channels, int) and in_channels > 0 and isinstance(out_channels, int) and out_channels > 0):
-            raise ValueError(f"{name}: in_channels and out_channels must be positive ints, got {in_channels}, {out_channels}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = positive_int(in_channels, f"{name}: in_channels")
+        self.out_channels = positive_int(out_channels, f"{name}: out_channels")
         self.kernel_size = int_tuple(name, "kernel_size", kernel_size, n, 1)
         self.stride = int_tuple(name, "stride", stride, n, 1)
         self.padding = padding_arg(name, padding, n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..ops import mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..validate import check_labels
 from .module import Module
 
 _REDUCTIONS = ("mean", "sum")
@@ -41,13 +42,9 @@ class CrossEntropyLoss(Module):
         xp = array_module(logits)
         target = xp.asarray(target)
         if target.ndim == 1:
-            if target.dtype.kind not in "iu":
-                raise TypeError(f"{name}: class labels must be integers, got dtype {target.dtype}")
             if target.shape[0] != n:
                 raise ValueError(f"{name}: {n} logits rows but {target.shape[0]} labels")
-            if n and (int(target.min()) < 0 or int(target.max()) >= c):
-                bad = target[(target < 0) | (target >= c)]
-                raise ValueError(f"{name}: labels must be in [0, {c}), got {int(bad[0])}")
+            check_labels(target, c, f"{name}: labels")
         elif target.shape == logits.shape:
             _check_finite(self, "targets", target)
             target = target.astype(logits.dtype, copy=False)
