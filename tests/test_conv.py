@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module
-from handgrad.nn.functional import conv_output_size
+from handgrad.shapes import conv_output_size
 from oracle import assert_close, t
 
 

@@ -7,7 +7,6 @@ from .module import Module, Parameter, Sequential, Stateful
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RNN, AttentionRNN, GatedRNN
 from .temporal_loss import TemporalCrossEntropyLoss
-from . import functional
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout2d

@@ -6,8 +6,8 @@ import math
 from .. import init
 from ..backend import get_default_dtype
 from ..ops import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
+from ..shapes import output_sizes, resolve_padding
 from ..validate import positive_int
-from .functional import output_sizes, resolve_padding
 from .module import Module, Parameter
 from .validate import check_channels, check_rank
 
