@@ -1,4 +1,4 @@
-"""Dropout, Dropout2d and Flatten."""
+"""Dropout and Dropout2d."""
 from __future__ import annotations
 
 from ..backend import get_rng
@@ -48,13 +48,3 @@ class Dropout2d(Dropout):
         check_rank(self, x, (3, 4), "(N, C, L) or (N, C, H, W)")
         return super().forward(x)
 
-
-class Flatten(Module):
-    """Reshape (N, d_1, ..., d_k) to (N, d_1 * ... * d_k); backward reshapes back."""
-
-    def forward(self, x):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dout):
-        return dout.reshape(self._shape)
