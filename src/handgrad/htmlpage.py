@@ -14,13 +14,9 @@ th{background:#f3f3f3}tr.summary th,tr.summary td{font-weight:600}pre{background
 img{max-width:100%;display:block;margin:1rem 0}dt{font-weight:600}.best{background:#eef8ee;padding:.6rem}"""
 
 
-def page(title: str, body: str) -> str:
-    """The page's HTML: ``<h1>title</h1>`` then ``body`` (HTML, inserted as is)."""
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{STYLE}</style></head>\n<body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
-
-
 def write_page(path, title: str, body: str) -> None:
-    """Write :func:`page` to ``path`` atomically."""
+    """Write the page ``<h1>title</h1>`` + ``body`` (HTML, inserted as is) to ``path`` atomically."""
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head>\n<body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
     with atomic_file(path, "w") as f:
-        f.write(page(title, body))
+        f.write(page)

@@ -1,5 +1,6 @@
 """Plots of training runs: learning curves, runs with spread, learning-rate
-comparisons, image grids, confusion matrices and summary tables.
+comparisons, image grids and confusion matrices (tables of results across
+settings are the sweep report's, :mod:`handgrad.sweep.report`).
 
 matplotlib is imported only when a plot is made (``pip install "handgrad[plots]"``).
 Figures are built as ``matplotlib.figure.Figure`` objects, without pyplot, so
@@ -35,7 +36,6 @@ Other keys are allowed and ignored.
 """
 from __future__ import annotations
 
-import html
 import math
 import os
 
@@ -363,74 +363,3 @@ def plot_confusion_matrix(matrix, class_names=None, normalize: bool = False, ax=
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     return _finish(fig, path)
 
-
-# -- summary tables -------------------------------------------------------------
-
-def _table(results):
-    """``(models, settings, cells, best)`` from ``{model: {setting: accuracy or [accuracies]}}``."""
-    if not isinstance(results, dict) or not results or not all(isinstance(v, dict) for v in results.values()):
-        raise ValueError("summary table: expected {model: {setting: accuracy or [accuracies]}}")
-    models = [str(m) for m in results]
-    settings = []
-    for row in results.values():
-        settings += [str(s) for s in row if str(s) not in settings]
-    means = np.full((len(models), len(settings)), np.nan)
-    cells = [["\u2013"] * len(settings) for _ in models]
-    for i, row in enumerate(results.values()):
-        for s, v in row.items():
-            j = settings.index(str(s))
-            values = np.atleast_1d(np.asarray(v, dtype=np.float64))
-            if values.size == 0:
-                continue
-            means[i, j] = values.mean()
-            cells[i][j] = f"{100 * values.mean():.2f}%" + (f" \u00b1 {100 * values.std():.2f}" if values.size > 1 else "")
-    best = np.zeros_like(means, dtype=bool)
-    for j in range(len(settings)):
-        if not np.isnan(means[:, j]).all():
-            best[:, j] = means[:, j] == np.nanmax(means[:, j])
-    return models, settings, cells, best
-
-
-def summary_table(results) -> str:
-    """Final accuracies of models (rows) under settings (columns) as aligned
-    text; a list of accuracies (several seeds) shows as mean +- std."""
-    models, settings, cells, _ = _table(results)
-    header = ["model"] + settings
-    rows = [[m] + r for m, r in zip(models, cells)]
-    widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
-
-    def fmt(row):
-        return "  ".join(f"{c:<{w}}" if k == 0 else f"{c:>{w}}" for k, (c, w) in enumerate(zip(row, widths)))
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
-
-
-def summary_table_html(results) -> str:
-    """The summary table as an HTML ``<table>``; the best cell of each column is bold."""
-    models, settings, cells, best = _table(results)
-    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(s)}</th>" for s in settings) + "</tr>"
-    body = []
-    for i, m in enumerate(models):
-        tds = "".join(f"<td><b>{html.escape(c)}</b></td>" if best[i, j] else f"<td>{html.escape(c)}</td>"
-                      for j, c in enumerate(cells[i]))
-        body.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
-    return f'<table class="summary">\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table>"
-
-
-def plot_summary_table(results, ax=None, path=None, title="Final accuracy"):
-    """The summary table drawn as a figure; the best cell of each column is bold."""
-    models, settings, cells, best = _table(results)
-    fig, ax = _figure(ax, figsize=(max(4.0, 1.0 + 1.6 * (len(settings) + 1)), 0.7 + 0.35 * (len(models) + 1)))
-    ax.set_axis_off()
-    table = ax.table(cellText=cells, rowLabels=models, colLabels=settings, loc="center", cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(10)
-    table.scale(1, 1.5)
-    for (i, j), cell in table.get_celld().items():
-        if i == 0 or j == -1:
-            cell.set_text_props(weight="bold")
-            cell.set_facecolor("#eeeeee")
-        elif best[i - 1, j]:
-            cell.set_text_props(weight="bold")
-    ax.set_title(title)
-    return _finish(fig, path)
