@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .atomic import atomic_file
+from .atomic import write_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:80rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{padding:.2rem .7rem;border-bottom:1px solid #ddd}
@@ -15,8 +15,7 @@ img{max-width:100%;display:block;margin:1rem 0}dt{font-weight:600}.best{backgrou
 
 
 def write_page(path, title: str, body: str) -> None:
-    """Write the page ``<h1>title</h1>`` + ``body`` (HTML, inserted as is) to ``path`` atomically."""
+    """Write the page ``<h1>title</h1>`` + ``body`` (HTML, inserted as is) to ``path`` atomically, creating its folder."""
     page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head>\n<body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
-    with atomic_file(path, "w") as f:
-        f.write(page)
+    write_text(path, page)
