@@ -57,6 +57,17 @@ _METRIC_LABELS = {
 }
 _RED = "#d62728"
 
+NO_MATPLOTLIB = 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")'
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed; without it a run or a sweep writes everything but the figures."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 # -- figures and files -----------------------------------------------------
 

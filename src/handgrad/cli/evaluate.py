@@ -30,7 +30,8 @@ def load_split(metadata: dict, data, split: str):
 
 def run(args) -> int:
     from ..train.evaluate import predict
-    from ..train.report import NO_MATPLOTLIB, can_plot, write_evaluation
+    from ..plots import NO_MATPLOTLIB, can_plot
+    from ..train.report import write_evaluation
     from ..train.restore import load_trained
 
     model, metadata = load_trained(args.checkpoint)

@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..train import TrainingDiverged, train_from_config
     from ..train.config import read_config_file
-    from ..train.report import NO_MATPLOTLIB, can_plot
+    from ..plots import NO_MATPLOTLIB, can_plot
 
     config = read_config_file(args.config) if args.config else {}
     config.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})

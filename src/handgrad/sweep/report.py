@@ -38,6 +38,7 @@ import numpy as np
 
 from ..atomic import write_json, write_text
 from ..htmlpage import write_page
+from .. import plots
 from . import figures
 from .runner import load_runs
 
@@ -234,7 +235,7 @@ def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> 
     """``(figures, notes)``: the learning-curve images written and what could not be drawn."""
     if not any(isinstance(r["result"], dict) and "history" in r["result"] for r in results):
         return [], []
-    if figures.matplotlib_missing():
+    if not plots.can_plot():
         return [], ['The learning curves need matplotlib: pip install "handgrad[plots]", then run handgrad sweep again.']
     found, problems = figures.setting_figures(out_dir, rows, results, label)
     if grouped:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..atomic import write_json, write_text
 from ..htmlpage import write_page
+from ..plots import NO_MATPLOTLIB, can_plot
 from .build import sample_indices
 
 
@@ -31,18 +32,6 @@ def write_metrics(path, history: dict) -> None:
 
 def is_image_batch(X) -> bool:
     return X.ndim == 4 and X.shape[1] in (1, 3) or X.ndim == 3
-
-
-NO_MATPLOTLIB = 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")'
-
-
-def can_plot() -> bool:
-    """Whether matplotlib is installed; without it a run still writes everything but the PNGs."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
