@@ -25,7 +25,7 @@ def test_positive_number_rejects(value):
 
 
 def test_is_number():
-    assert is_number(0) and is_number(-1.5)
+    assert is_number(0) and is_number(-1.5) and is_number(np.float32(0.5)) and is_number(np.int64(2))
     assert not any(is_number(v) for v in (True, math.nan, -math.inf, "1", None))
 
 

@@ -12,8 +12,8 @@ import numbers
 
 
 def is_number(value) -> bool:
-    """A finite real number: an int or a float, not a bool, not NaN or inf."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number: a Python or NumPy int or float, not a bool, not NaN or inf."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_positive_int(value) -> bool:

@@ -5,6 +5,7 @@ from ..backend import array_module
 from ..ops import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..validate import check_labels
 from .module import Module
+from .validate import check_finite, check_reduction
 
 
 class TemporalCrossEntropyLoss(Module):
@@ -23,8 +24,7 @@ class TemporalCrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"TemporalCrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
+        check_reduction(self, reduction)
         self.reduction = reduction
 
     def forward(self, logits, target, mask=None) -> float:
@@ -37,8 +37,7 @@ class TemporalCrossEntropyLoss(Module):
         if target.shape != (n, steps):
             raise ValueError(f"{name}: expected targets of shape (N, T) = {(n, steps)}, got {tuple(target.shape)}")
         check_labels(target, c, f"{name}: targets")
-        if not bool(xp.isfinite(logits).all()):
-            raise ValueError(f"{name}: logits contain NaN or inf")
+        check_finite(self, "logits", logits)
         flat_logits, flat_target = logits.reshape(n * steps, c), target.reshape(-1)
         if mask is not None:
             mask = xp.asarray(mask, dtype=bool)
