@@ -38,3 +38,9 @@ def test_check_labels():
         check_labels(np.array([[0], [3]]), 3, "loss: labels")
     with pytest.raises(TypeError, match="loss: labels must be integers, got dtype float32"):
         check_labels(np.zeros(2, np.float32), 3, "loss: labels")
+
+
+def test_check_labels_without_a_class_count_checks_the_lower_bound_only():
+    check_labels(np.array([0, 10**6]), None, "metric: y_true")
+    with pytest.raises(ValueError, match="metric: y_true must be >= 0, got -3"):
+        check_labels(np.array([2, -3]), None, "metric: y_true")

@@ -37,11 +37,14 @@ def positive_number(value, what: str):
     return value
 
 
-def check_labels(labels, num_classes: int, what: str) -> None:
+def check_labels(labels, num_classes: int | None, what: str) -> None:
     """Raise TypeError unless ``labels`` (a NumPy or CuPy array of any shape) holds
-    integers, and ValueError naming the first label outside [0, num_classes)."""
+    integers, and ValueError naming the first label outside [0, num_classes)
+    (outside [0, inf) when ``num_classes`` is None)."""
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{what} must be integers, got dtype {labels.dtype}")
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)]
-        raise ValueError(f"{what} must be in [0, {num_classes}), got {int(bad[0])}")
+    top = num_classes if num_classes is not None else math.inf
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= top):
+        bad = labels[(labels < 0) | (labels >= top)]
+        expected = "in [0, {})".format(num_classes) if num_classes is not None else ">= 0"
+        raise ValueError(f"{what} must be {expected}, got {int(bad[0])}")
