@@ -25,11 +25,11 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from ..shapes import conv_output_size, kernel_sizes
+    from ..validate import positive_int
 
     for flag in ("input", "stride", "dilation", "kernel", "output"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag} must be a positive integer, got {value}")
+        if getattr(args, flag) is not None:
+            positive_int(getattr(args, flag), f"--{flag}")
     if args.padding < 0:
         raise UsageError(f"--padding must be >= 0, got {args.padding}")
     sizes = (args.input, args.stride, args.padding, args.dilation)
