@@ -1,4 +1,4 @@
-"""Conv1d / Conv2d: finite differences (float64), PyTorch oracle (float32), shapes and bad input."""
+"""Conv1d / Conv2d (grouped too): finite differences (float64), PyTorch oracle (float32), shapes and bad input."""
 import math
 
 import numpy as np
@@ -9,7 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from handgrad import nn
-from handgrad.gradcheck import check_module
+from handgrad.gradcheck import check_module, check_op
+from handgrad.ops import conv2d_backward, conv2d_forward
 from handgrad.shapes import conv_output_size
 from oracle import assert_close, t
 
@@ -20,6 +21,7 @@ def assert_gradients_match(module, x):
     assert max(report.values()) < 1e-6, report
 
 sizes = st.integers(1, 3)
+groups = st.sampled_from([1, 1, 2, 3])  # half the cases grouped; groups = in_channels (depthwise) when c per group is 1
 
 
 def tf_same(size, kernel, stride, dilation):
@@ -31,7 +33,8 @@ def tf_same(size, kernel, stride, dilation):
 
 @st.composite
 def conv2d_cases(draw):
-    n, c, f = draw(sizes), draw(sizes), draw(sizes)
+    g = draw(groups)
+    n, c, f = draw(sizes), g * draw(sizes), g * draw(sizes)
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
@@ -51,6 +54,7 @@ def conv2d_cases(draw):
         stride=stride[0] if to_arg and stride[0] == stride[1] else stride,
         dilation=dilation,
         padding=padding,
+        groups=g,
         bias=draw(st.booleans()),
     )
     return (n, c, h, w, f), args
@@ -66,7 +70,7 @@ def torch_conv2d(x, weight, bias, args):
                                         zip(x.shape[2:], k, stride, args["dilation"]))
         x = TF.pad(x, (left, right, top, bottom))
         padding = 0
-    return TF.conv2d(x, weight, bias, stride, padding, args["dilation"])
+    return TF.conv2d(x, weight, bias, stride, padding, args["dilation"], args.get("groups", 1))
 
 
 def assert_matches_torch(layer, x, torch_forward, rng):
@@ -104,14 +108,16 @@ def test_conv2d_finite_differences(case):
 
 @st.composite
 def conv1d_cases(draw):
-    n, c, f = draw(sizes), draw(sizes), draw(sizes)
+    g = draw(groups)
+    n, c, f = draw(sizes), g * draw(sizes), g * draw(sizes)
     k, s, d = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     padding = draw(st.one_of(st.integers(0, 3), st.sampled_from(["valid", "same"])))
     length = draw(st.integers(1, 12))
     p = padding if isinstance(padding, int) else 0
     if padding != "same":
         assume(length + 2 * p >= d * (k - 1) + 1)
-    return (n, c, length, f), dict(kernel_size=k, stride=s, dilation=d, padding=padding, bias=draw(st.booleans()))
+    return (n, c, length, f), dict(kernel_size=k, stride=s, dilation=d, padding=padding, groups=g,
+                                   bias=draw(st.booleans()))
 
 
 @given(conv1d_cases())
@@ -126,7 +132,7 @@ def test_conv1d_matches_torch(case):
         if padding == "same":
             tx = TF.pad(tx, tf_same(length, args["kernel_size"], args["stride"], args["dilation"]))
             padding = 0
-        return TF.conv1d(tx, tw, tb, args["stride"], padding, args["dilation"])
+        return TF.conv1d(tx, tw, tb, args["stride"], padding, args["dilation"], args["groups"])
 
     assert_matches_torch(layer, x, torch_conv1d, rng)
 
@@ -254,3 +260,68 @@ def test_conv2d_edge_shapes_match_torch(shape, f, args, rng):
     ref.backward(t(dout))
     assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
     assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
+
+
+@given(conv2d_cases())
+def test_grouped_conv2d_kernel_finite_differences(case):
+    """The kernel pair itself (x, w, b), through check_op, on the drawn shapes with explicit padding."""
+    (n, c, h, w, f), args = case
+    assume(args["groups"] > 1 and args["padding"] != "same")
+    rng = np.random.default_rng(4)
+    layer = nn.Conv2d(c, f, dtype=np.float64, **args)
+    x = rng.standard_normal((n, c, h, w))
+    padding = layer._geometry(x)
+    inputs = {"x": x, "w": rng.standard_normal(layer.weight.shape), "b": rng.standard_normal(f)}
+    errors = check_op(lambda x, w, b: conv2d_forward(x, w, b, layer.stride, padding, layer.dilation, layer.groups),
+                      conv2d_backward, inputs)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("shape,f,args", [
+    ((2, 4, 7, 6), 4, dict(kernel_size=3, padding=1, groups=4)),  # depthwise, one kernel per channel
+    ((2, 3, 8, 8), 6, dict(kernel_size=3, stride=2, groups=3)),  # depthwise with a channel multiplier of 2
+    ((1, 6, 5, 9), 4, dict(kernel_size=(2, 3), dilation=(2, 1), groups=2, bias=False)),
+    ((3, 8, 6, 6), 8, dict(kernel_size=1, groups=4)),  # grouped pointwise
+])
+def test_grouped_conv2d_state_dict_loads_into_torch(shape, f, args, rng):
+    layer = nn.Conv2d(shape[1], f, rng=rng, **args)
+    ref = torch.nn.Conv2d(shape[1], f, **args)
+    ref.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    assert layer.weight.shape == tuple(ref.weight.shape) == (f, shape[1] // args["groups"]) + layer.kernel_size
+    x = rng.standard_normal(shape).astype(np.float32)
+    tx = t(x, True)
+    out, ref_out = layer(x), ref(tx)
+    assert_close(out, ref_out, 1e-5, "out")
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    ref_out.backward(t(dout))
+    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    assert_close(layer.weight.grad, ref.weight.grad, 1e-4, "dw")
+
+
+def test_depthwise_channels_do_not_mix(rng):
+    """With groups = in_channels, output channel k depends on input channel k only."""
+    layer = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False, rng=rng)
+    x = rng.standard_normal((1, 3, 5, 5)).astype(np.float32)
+    before = layer(x)
+    x[:, 1] += 1
+    after = layer(x)
+    np.testing.assert_array_equal(after[:, [0, 2]], before[:, [0, 2]])
+    assert not np.allclose(after[:, 1], before[:, 1])
+
+
+def test_groups_initialise_from_the_fan_in_per_group():
+    layer = nn.Conv2d(8, 4, 3, groups=4, rng=0)
+    assert np.abs(layer.weight.data).max() <= 1 / math.sqrt(2 * 9)
+    assert "groups=4" in repr(layer) and "groups" not in repr(nn.Conv2d(8, 4, 3))
+
+
+def test_bad_groups_errors():
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels \(6\) and out_channels \(4\) must both be divisible by groups \(3\)"):
+        nn.Conv2d(6, 4, 3, groups=3)
+    with pytest.raises(ValueError, match=r"Conv1d: in_channels \(3\) and out_channels \(6\) must both be divisible by groups \(2\)"):
+        nn.Conv1d(3, 6, 3, groups=2)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match=r"Conv2d: groups must be a positive int"):
+            nn.Conv2d(4, 4, 3, groups=bad)
+    with pytest.raises(ValueError, match=r"do not split into 2 groups"):
+        conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((4, 2, 1, 1)), None, groups=2)

@@ -1,10 +1,16 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
+import onnx
 import pytest
 
 import onnxruntime
 
 from handgrad import models, nn
-from handgrad.export import export_onnx
+from handgrad.export import export_onnx, to_onnx
+from handgrad.io import save_model
 
 
 def run_onnx(path, x):
@@ -88,3 +94,89 @@ def test_export_command_writes_a_model_onnxruntime_agrees_with(tmp_path, rng):
                               "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True)
     assert missing.returncode == 2 and "nope: no such file" in missing.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+# Small versions of every zoo model, with the input they take (float images or token ids).
+ZOO = {
+    "mlp": (dict(in_features=12, hidden=(7, 5), out_features=4, activation="tanh", dropout=0.3), (3, 2, 2)),
+    "lenet5": (dict(num_classes=5), (1, 28, 28)),
+    "small_cnn": (dict(num_classes=3), (1, 28, 28)),
+    "cnn": (dict(num_classes=4, input_shape=(2, 12, 10), widths=(3, 5), hidden=6, flip=True, shift=2), (2, 12, 10)),
+    "char_lstm": (dict(vocab_size=9, hidden_size=6, num_layers=2, embedding_dim=5), (11,)),
+}
+
+
+def test_zoo_table_covers_every_model():
+    assert set(ZOO) == set(models.MODELS)
+
+
+def randomise_batch_norm(model, rng):
+    """Running statistics and affine parameters away from their initial 0, 1, 1, 0."""
+    norms = [m for _, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    for bn in norms:
+        bn.running_mean[...] = rng.standard_normal(bn.num_features)
+        bn.running_var[...] = rng.random(bn.num_features) + 0.5
+        bn.weight.data[...] = rng.standard_normal(bn.num_features)
+        bn.bias.data[...] = rng.standard_normal(bn.num_features)
+    return len(norms)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_zoo_model_matches_onnxruntime(tmp_path, rng, name):
+    kwargs, shape = ZOO[name]
+    model = models.get_model(name, rng=1, **kwargs)
+    assert randomise_batch_norm(model, rng) == (2 if name == "cnn" else 0)
+    if name == "char_lstm":  # another sequence length than the one exported with: T is symbolic
+        x = rng.integers(0, kwargs["vocab_size"], size=(3, 7))
+    else:
+        x = rng.random((4, *shape), dtype=np.float32)
+    classes = [f"c{i}" for i in range(model.eval()(x).shape[-1])]
+    model.train()
+    metadata = {"model": name, "data": "mnist", "classes": classes}
+    path = export_onnx(model, shape, tmp_path / f"{name}.onnx", metadata)
+    assert model.training
+    expected = model.eval()(x)
+    np.testing.assert_allclose(run_onnx(path, x), expected, rtol=1e-4, atol=1e-5)
+
+    proto = onnx.load(str(path))
+    assert [o.name for o in proto.graph.output] == ["logits"]
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["classes"]) == classes and props["model"] == name
+    if name == "char_lstm":
+        assert [n.op_type for n in proto.graph.node].count("LSTM") == 2 and "input_scale" not in props
+        assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    else:
+        assert float(props["input_scale"]) == pytest.approx(1 / 255)
+
+
+def test_augmentation_exports_as_identity(tmp_path, rng):
+    model = models.cnn(input_shape=(1, 8, 8), widths=(2,), hidden=3, num_classes=2, shift=1)
+    proto = to_onnx(model, (1, 8, 8))
+    assert proto.graph.node[0].op_type == "Identity" and proto.graph.node[0].name == "0"
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"classes": ["a", "b"]}, "metadata lists 2 class names, but the model has 3 outputs"),
+    ({"classes": "abc"}, "metadata 'classes' must be a list of names"),
+    ({"input_scale": -1}, "metadata 'input_scale' must be a positive number"),
+])
+def test_inconsistent_metadata_is_refused(tmp_path, metadata, message):
+    with pytest.raises(ValueError, match=message):
+        export_onnx(models.mlp(in_features=4, hidden=(), out_features=3), (4,), tmp_path / "m.onnx", metadata)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_command_names_a_damaged_model_file(tmp_path):
+    model = models.mlp(in_features=4, hidden=(3,), out_features=2)
+    kwargs = {"in_features": 4, "hidden": [3], "out_features": 2}
+    good = {"model": "mlp", "model_kwargs": kwargs, "classes": ["no", "yes"], "input_shape": [4]}
+    for case, damage in (("classes", {"classes": ["only one"]}), ("shape", {"input_shape": [4, -1]})):
+        path = save_model(tmp_path / f"{case}.npz", model, {**good, **damage})
+        out = subprocess.run([sys.executable, "-m", "handgrad", "export", "--checkpoint", str(path),
+                              "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True)
+        assert out.returncode == 2 and str(path) in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "m.onnx").exists()
+    path = save_model(tmp_path / "good.npz", model, good)
+    out = subprocess.run([sys.executable, "-m", "handgrad", "export", "--checkpoint", str(path),
+                          "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True)
+    assert out.returncode == 0 and "input shape (N, 4)" in out.stdout, out.stderr

@@ -131,6 +131,23 @@ def test_confusion_matrix_plot_annotates_counts(tmp_path):
         plots.plot_confusion_matrix(m, ["a", "b"])
 
 
+RESULTS = {"mlp": {"sgd": [0.90, 0.92], "adam": 0.93}, "lenet5": {"sgd": 0.95}}
+
+
+def test_summary_table_text_html_and_figure(tmp_path):
+    text = plots.summary_table(RESULTS)
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "sgd", "adam"]
+    assert "91.00% ± 1.00" in lines[2] and lines[3].split() == ["lenet5", "95.00%", "\u2013"]
+    assert len({len(line) for line in lines}) == 1
+    page = plots.summary_table_html(RESULTS)
+    assert "<b>95.00%</b>" in page and "<b>93.00%</b>" in page and page.count("<tr>") == 3
+    plots.plot_summary_table(RESULTS, path=tmp_path / "table.png")
+    assert_png(tmp_path / "table.png", min_bytes=4_000)
+    with pytest.raises(ValueError, match="expected {model"):
+        plots.summary_table({"mlp": 0.9})
+
+
 def test_drawing_into_given_axes(tmp_path):
     from matplotlib.figure import Figure
 

@@ -62,7 +62,7 @@ def test_train_from_config_is_deterministic_and_json_able():
     {"init": "xavier", "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
     {"init": "he", "optimizer": "rmsprop", "lr": 1e-3},
     {"weight_scale": 1e-2, "optimizer": "adagrad", "lr": 0.05},
-    {"loss_reduction": "sum", "optimizer": "sgd", "lr": 1e-3, "lr_decay": 0.5},
+    {"loss_reduction": "sum", "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "lr_decay": 0.5},
     {"optimizer": "adamw", "eval_every": 300, "eval_train_fraction": 0.5, "clip_grad_norm": 1.0,
      "model_kwargs": {"hidden": [40, 20], "activation": "tanh"}},
 ])

@@ -81,6 +81,7 @@ class StepCrossEntropy(nn.Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
+        self.reduction = reduction
         self.inner = nn.CrossEntropyLoss(reduction)
 
     def forward(self, logits, y):

@@ -17,6 +17,7 @@ to about 1e-8 relative error and a wrong one is off by O(1).
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -237,6 +238,7 @@ def library_cases() -> list:
         GradCase("GRU 2 layers", lambda: _HiddenStates(nn.GRU(3, 4, num_layers=2)), (2, 3, 3)),
         GradCase("GatedRNN", lambda: _HiddenStates(nn.GatedRNN(3, 4)), (2, 4, 3)),
         GradCase("AttentionRNN k=2", lambda: _HiddenStates(nn.AttentionRNN(3, 4, k=2)), (2, 4, 3)),
+        GradCase("AttentionRNN k=inf", lambda: _HiddenStates(nn.AttentionRNN(3, 4, k=math.inf)), (2, 4, 3)),
         GradCase("TemporalCrossEntropyLoss", nn.TemporalCrossEntropyLoss, (2, 3, 4),
                  lambda rng: rng.integers(0, 4, size=(2, 3))),
     ]

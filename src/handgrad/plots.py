@@ -1,6 +1,6 @@
 """Plots of training runs: learning curves, runs with spread, learning-rate
-comparisons, image grids and confusion matrices (tables of results across
-settings are the sweep report's, :mod:`handgrad.sweep.report`).
+comparisons, image grids, confusion matrices, summary tables and the decision
+boundary of a classifier in the plane.
 
 matplotlib is imported only when a plot is made (``pip install "handgrad[plots]"``).
 Figures are built as ``matplotlib.figure.Figure`` objects, without pyplot, so
@@ -36,6 +36,7 @@ Other keys are allowed and ignored.
 """
 from __future__ import annotations
 
+import html
 import math
 import os
 
@@ -374,3 +375,117 @@ def plot_confusion_matrix(matrix, class_names=None, normalize: bool = False, ax=
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     return _finish(fig, path)
 
+
+# -- summary tables -------------------------------------------------------------
+
+def _table(results):
+    """``(models, settings, cells, best)`` from ``{model: {setting: accuracy or [accuracies]}}``."""
+    if not isinstance(results, dict) or not results or not all(isinstance(v, dict) for v in results.values()):
+        raise ValueError("summary table: expected {model: {setting: accuracy or [accuracies]}}")
+    models = [str(m) for m in results]
+    settings = []
+    for row in results.values():
+        settings += [str(s) for s in row if str(s) not in settings]
+    means = np.full((len(models), len(settings)), np.nan)
+    cells = [["\u2013"] * len(settings) for _ in models]
+    for i, row in enumerate(results.values()):
+        for s, v in row.items():
+            j = settings.index(str(s))
+            values = np.atleast_1d(np.asarray(v, dtype=np.float64))
+            if values.size == 0:
+                continue
+            means[i, j] = values.mean()
+            cells[i][j] = f"{100 * values.mean():.2f}%" + (f" \u00b1 {100 * values.std():.2f}" if values.size > 1 else "")
+    best = np.zeros_like(means, dtype=bool)
+    for j in range(len(settings)):
+        if not np.isnan(means[:, j]).all():
+            best[:, j] = means[:, j] == np.nanmax(means[:, j])
+    return models, settings, cells, best
+
+
+def summary_table(results) -> str:
+    """Final accuracies of models (rows) under settings (columns) as aligned
+    text; a list of accuracies (several seeds) shows as mean +- std."""
+    models, settings, cells, _ = _table(results)
+    header = ["model"] + settings
+    rows = [[m] + r for m, r in zip(models, cells)]
+    widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
+
+    def fmt(row):
+        return "  ".join(f"{c:<{w}}" if k == 0 else f"{c:>{w}}" for k, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+def summary_table_html(results) -> str:
+    """The summary table as an HTML ``<table>``; the best cell of each column is bold."""
+    models, settings, cells, best = _table(results)
+    head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(s)}</th>" for s in settings) + "</tr>"
+    body = []
+    for i, m in enumerate(models):
+        tds = "".join(f"<td><b>{html.escape(c)}</b></td>" if best[i, j] else f"<td>{html.escape(c)}</td>"
+                      for j, c in enumerate(cells[i]))
+        body.append(f"<tr><th>{html.escape(m)}</th>{tds}</tr>")
+    return f'<table class="summary">\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table>"
+
+
+def plot_summary_table(results, ax=None, path=None, title="Final accuracy"):
+    """The summary table drawn as a figure; the best cell of each column is bold."""
+    models, settings, cells, best = _table(results)
+    fig, ax = _figure(ax, figsize=(max(4.0, 1.0 + 1.6 * (len(settings) + 1)), 0.7 + 0.35 * (len(models) + 1)))
+    ax.set_axis_off()
+    table = ax.table(cellText=cells, rowLabels=models, colLabels=settings, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(10)
+    table.scale(1, 1.5)
+    for (i, j), cell in table.get_celld().items():
+        if i == 0 or j == -1:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("#eeeeee")
+        elif best[i - 1, j]:
+            cell.set_text_props(weight="bold")
+    ax.set_title(title)
+    return _finish(fig, path)
+
+
+# -- classifiers in the plane -------------------------------------------------
+
+def plot_decision_boundary(predict, X, y, boundary=None, resolution: int = 200, max_points: int = 2000,
+                           class_names=None, ax=None, path=None, title="Decision boundary"):
+    """The classes ``predict`` assigns over the plane (shaded regions) with the data on top.
+
+    ``predict`` maps points (M, 2) to class labels (M,); it is evaluated on a
+    ``resolution`` x ``resolution`` grid over the box around ``X`` (N, 2), so the
+    edge between shaded regions is the model's decision boundary. At most
+    ``max_points`` points of ``(X, y)`` are drawn (the first ones), coloured by
+    their true class. ``boundary``, if given, is a function g(x1, x2) of two grid
+    arrays whose zero level set is the true boundary, drawn dashed.
+    """
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary: X must be points (N, 2), got shape {X.shape}")
+    if len(y) != len(X):
+        raise ValueError(f"plot_decision_boundary: got {len(X)} points but {len(y)} labels")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    margin = 0.05 * (hi - lo)
+    g1, g2 = np.meshgrid(np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
+                         np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution))
+    regions = np.asarray(predict(np.stack([g1.ravel(), g2.ravel()], axis=1))).reshape(g1.shape)
+    classes = np.union1d(np.unique(y), np.unique(regions)).astype(int)
+    fig, ax = _figure(ax, figsize=(5.6, 5.0))
+    from matplotlib.colors import ListedColormap
+
+    colours = [f"C{c % 10}" for c in range(classes.max() + 1)]
+    levels = np.arange(classes.max() + 2) - 0.5
+    ax.contourf(g1, g2, regions, levels=levels, cmap=ListedColormap(colours), alpha=0.25)
+    shown = slice(0, max_points)
+    for c in classes:
+        mine = y[shown] == c
+        label = str(class_names[c]) if class_names is not None else f"class {c}"
+        ax.scatter(X[shown][mine, 0], X[shown][mine, 1], s=6, color=colours[c], label=label)
+    if boundary is not None:
+        ax.contour(g1, g2, boundary(g1, g2), levels=[0.0], colors="black", linestyles="dashed", linewidths=1.5)
+        ax.plot([], [], color="black", linestyle="dashed", label="true boundary")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    return _finish(fig, path)

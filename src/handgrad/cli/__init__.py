@@ -3,6 +3,7 @@ that defines ``add_parser(subparsers)`` and ``run(args) -> int``."""
 from __future__ import annotations
 
 import argparse
+import json
 import importlib
 import os
 import sys
@@ -14,6 +15,21 @@ COMMANDS = ("train", "evaluate", "predict", "generate", "summary", "shape", "gra
 
 class UsageError(Exception):
     """A problem with what the user asked for: printed as one line, exit status 2."""
+
+
+def parse_setting(item: str, what: str = "--set") -> tuple:
+    """``KEY=VALUE`` -> ``(key, value)``: the value is JSON (``0.01``, ``[300, 100]``,
+    ``true``, ``"adam"``) or else a bare word (``adam``); text that starts like JSON
+    (``[``, ``{``, a quote) but is not JSON is an error naming it."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{what}: expected KEY=VALUE, got '{item}'")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError as exc:
+        if text[:1] in ('[', '{', '"') or not text:
+            raise UsageError(f"{what} {key}: '{text}' is not valid JSON ({exc.msg})") from None
+        return key, text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 
-from . import UsageError
+from . import UsageError, parse_setting
 
 
 def add_parser(subparsers) -> None:
@@ -41,20 +40,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _pair(item: str, what: str) -> tuple:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise UsageError(f"expected {what} as KEY=VALUE, got '{item}'")
-    return key, _value(value)
-
-
 def _import(name: str):
     module, sep, attr = name.partition(":")
     if not sep:
@@ -75,7 +60,7 @@ def _spec(items: list, seeds) -> dict:
     sweep = spec.setdefault("sweep", {})
     for item in items:
         if "=" in item:
-            key, values = _pair(item, "a grid axis")
+            key, values = parse_setting(item, "a grid axis")
             sweep.setdefault("grid", {})[key] = values if isinstance(values, list) else [values]
     if seeds is not None:
         sweep["seeds"] = seeds
@@ -97,7 +82,7 @@ def run(args) -> int:
     from ..sweep import print_progress, run_sweep
 
     spec = _spec(args.items, args.seeds)
-    forced = dict(_pair(item, "--set") for item in args.forced)
+    forced = dict(parse_setting(item, "--set") for item in args.forced)
     if args.list:
         _list(spec, forced)
         return 0

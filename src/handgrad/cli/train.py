@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
+
+from . import UsageError, parse_setting
 
 # config key -> (type, metavar, help); every flag defaults to None, meaning "not given"
 FLAGS = {
@@ -27,47 +28,82 @@ FLAGS = {
 
 
 def add_parser(subparsers) -> None:
+    from ..train.config import RECIPES
+
+    recipes = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+                        for name, values in RECIPES.items())
     p = subparsers.add_parser(
         "train", help="train a model and write a run directory with checkpoint, plots and report.html",
-        description="Train a zoo model. Settings come from the defaults, the data set's and the "
-                    "model's own defaults, --config FILE (TOML, the keys of "
-                    "handgrad.train.config.DEFAULTS: the flags' names with underscores, plus "
-                    "model_kwargs, data_kwargs, init, loss_reduction, ...) and the flags, later "
-                    "winning. Prints 'test loss: X' and 'test accuracy: X' at the end (for "
-                    "--model char_lstm --data text: nats per character of the held-out text).",
+        description="Train a zoo model. Settings come from the defaults, the recipe (the data set's "
+                    "and the model's own settings, unless --set recipe=none), --config FILE (TOML, "
+                    "the keys of handgrad.train.config.DEFAULTS: the flags' names with underscores, "
+                    "plus model_kwargs, data_kwargs, init, loss_reduction, ...; or a run's own "
+                    "config.toml / config.json), --set KEY=VALUE and the flags, later winning. "
+                    "Prints 'test loss: X' and 'test accuracy: X' at the end (for --model char_lstm "
+                    "--data text: nats per character of the held-out text). The run directory's "
+                    "config.toml holds every value used.",
+        epilog=f"recipes: {recipes}",
     )
-    p.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
+    p.add_argument("--config", metavar="FILE", help="TOML file of settings, or a run's config.toml/config.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="any setting, dotted keys and JSON values, e.g. --set model_kwargs.hidden=[300,100] "
+                        "(repeatable)")
     for key, (kind, metavar, text) in FLAGS.items():
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, metavar=metavar, help=text)
-    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATA-TIME)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default: a new runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from ..train import TrainingDiverged, train_from_config
+def read_settings(args) -> dict:
+    """The settings given on the command line: --config, then --set, then the flags."""
+    from ..sweep.space import set_path
     from ..train.config import read_config_file
-    from ..plots import NO_MATPLOTLIB, can_plot
 
     config = read_config_file(args.config) if args.config else {}
+    for item in args.settings:
+        key, value = parse_setting(item)
+        set_path(config, key, value)
     config.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
-    if args.resume and not args.out:
-        from . import UsageError
+    return config
 
+
+def run(args) -> int:
+    from ..train.rundir import auto_name
+
+    config = read_settings(args)
+    if args.resume and not args.out:
         raise UsageError("--resume needs --out RUN_DIR, the run to continue")
     if args.out:
-        out = Path(args.out)
-    else:
-        from ..data import default_dataset
+        return _train(config, Path(args.out), args)
+    from ..data import default_dataset
+    from ..train.config import RunConfig
 
-        name = [config.get("model", "mlp"), config.get("data") or default_dataset(), time.strftime("%Y%m%d-%H%M%S")]
-        out = Path("runs") / "-".join(name)
+    RunConfig.resolve(config)  # a bad setting is reported before a directory is made
+    data = config.get("data") or default_dataset()
+    out = auto_name("runs", f"{config.get('model', 'mlp')}-{Path(data).stem if '/' in data else data}")
+    try:
+        return _train(config, out, args)
+    finally:
+        if all(p.name == ".lock" for p in out.iterdir()):  # nothing of the run was written
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+
+
+def _train(config, out: Path, args) -> int:
+    from ..train import TrainingDiverged, train_from_config
+    from ..plots import NO_MATPLOTLIB, can_plot
+
     try:
         result = train_from_config(config, out_dir=out, quiet=args.quiet, resume=args.resume)
     except TrainingDiverged as exc:
         print(f"handgrad train: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"handgrad train: interrupted; continue with: handgrad train --out {out} --resume", file=sys.stderr)
+        return 130
     print(f"run directory: {out}")
     if not can_plot():
         print(NO_MATPLOTLIB, file=sys.stderr)

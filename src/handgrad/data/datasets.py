@@ -41,6 +41,7 @@ class Dataset:
     classes: list
     input_shape: tuple
     sequential: bool = False
+    input_scale: float | None = None  # what raw inputs were multiplied by (1/255 for pixels), when known
 
     @property
     def num_classes(self) -> int:

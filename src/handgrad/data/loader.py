@@ -14,7 +14,33 @@ import math
 import numpy as np
 
 
-class DataLoader:
+class BatchSource:
+    """What the Trainer and evaluation take besides ``(X, y)`` arrays: an iterable of
+    ``(x, y)`` batches, one epoch per iteration, with
+
+    * ``len(source)``: batches per epoch;
+    * ``continues``: True when row r of each batch continues row r of the batch
+      before (streams for truncated BPTT), so a :class:`~handgrad.nn.Stateful`
+      model carries its state across batches; False for independent samples;
+    * ``state_dict()`` / ``load_state_dict(state)``: the position to resume from.
+    """
+
+    continues = False
+
+    def __iter__(self):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+class DataLoader(BatchSource):
     """Iterate over ``dataset = (X, y, ...)`` (equal-length arrays) in batches.
 
     Each iteration (``for xb, yb in loader``) runs one epoch: it yields tuples
@@ -36,8 +62,6 @@ class DataLoader:
     ``continues = False``: batches are independent samples (compare
     :class:`handgrad.data.text.StreamLoader`, whose batches continue each other).
     """
-
-    continues = False
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed=None):
         if not isinstance(dataset, (tuple, list)) or not dataset:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import Dataset, register_dataset
+from .loader import BatchSource
 
 
 class CharVocab:
@@ -99,7 +100,7 @@ def stream_ids(pairs) -> np.ndarray:
     return np.concatenate([np.ravel(X), np.ravel(Y)[-1:]])
 
 
-class StreamLoader:
+class StreamLoader(BatchSource):
     """(x, y) batches (batch_size, seq_len) in stream order for truncated BPTT.
 
     The ids are cut into ``batch_size`` streams of equal length L (``inputs`` and

@@ -18,6 +18,9 @@ def mlp(in_features: int = 784, hidden=(256, 256), out_features: int = 10, activ
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"mlp: unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
+    if not (isinstance(hidden, (list, tuple)) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                                      for h in hidden)):
+        raise ValueError(f"mlp: hidden must be a list of positive integers (layer widths), got {hidden!r}")
     rng = get_rng(rng)
     widths = [in_features, *hidden, out_features]
     layers = [Flatten()]

@@ -32,10 +32,14 @@ def padding_arg(layer_name: str, value, n: int):
 
 
 class _ConvNd(Module):
-    """Shared set-up: arguments as tuples, weight (out, in, *kernel) and bias (out,).
+    """Shared set-up: arguments as tuples, weight (out, in / groups, *kernel) and bias (out,).
+
+    ``groups`` (PyTorch's argument) splits the input and output channels into that
+    many consecutive blocks, output block g seeing input block g only; both channel
+    counts must be divisible by it. groups = in_channels is the depthwise convolution.
 
     Default initialisation is PyTorch's: weight and bias drawn from
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels * prod(kernel_size).
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = (in_channels / groups) * prod(kernel_size).
 
     ``input_grad=False`` makes ``backward`` compute the parameter gradients only
     and return None: for a first layer, whose input is data, this skips the
@@ -46,20 +50,24 @@ class _ConvNd(Module):
     ndim = 2
     layout = "(N, C, H, W)"
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  input_grad=True, rng=None, dtype=None):
         super().__init__()
         name, n = type(self).__name__, self.ndim
         self.in_channels = positive_int(in_channels, f"{name}: in_channels")
         self.out_channels = positive_int(out_channels, f"{name}: out_channels")
+        self.groups = positive_int(groups, f"{name}: groups")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must both be divisible by groups ({groups})")
         self.kernel_size = int_tuple(name, "kernel_size", kernel_size, n, 1)
         self.stride = int_tuple(name, "stride", stride, n, 1)
         self.padding = padding_arg(name, padding, n)
         self.dilation = int_tuple(name, "dilation", dilation, n, 1)
         self.input_grad = bool(input_grad)
         dtype = dtype or get_default_dtype()
-        bound = 1.0 / math.sqrt(in_channels * math.prod(self.kernel_size))
-        shape = (out_channels, in_channels) + self.kernel_size
+        bound = 1.0 / math.sqrt(in_channels // groups * math.prod(self.kernel_size))
+        shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(init.uniform(shape, -bound, bound, rng=rng, dtype=dtype))
         self.bias = Parameter(init.uniform((out_channels,), -bound, bound, rng=rng, dtype=dtype)) if bias else None
 
@@ -83,7 +91,9 @@ class _ConvNd(Module):
     def extra_repr(self):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding!r}, dilation={self.dilation}, bias={self.bias is not None}"
+            f"padding={self.padding!r}, dilation={self.dilation}"
+            + ("" if self.groups == 1 else f", groups={self.groups}")
+            + f", bias={self.bias is not None}"
             + ("" if self.input_grad else ", input_grad=False")
         )
 
@@ -95,13 +105,14 @@ class Conv2d(_ConvNd):
     pair; ``padding`` also takes 'valid' (none) and 'same' (output size
     ceil(input / stride); at stride 1 exactly PyTorch's 'same', for larger
     strides TensorFlow's rule with the extra pixel at the bottom/right).
-    weight (out_channels, in_channels, kh, kw), bias (out_channels,).
+    weight (out_channels, in_channels / groups, kh, kw), bias (out_channels,).
     """
 
     def forward(self, x):
         padding = self._geometry(x)
         bias = self.bias.data if self.bias is not None else None
-        out, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, padding, self.dilation)
+        out, self._cache = conv2d_forward(x, self.weight.data, bias, self.stride, padding, self.dilation,
+                                           self.groups)
         return out
 
     def backward(self, dout):
@@ -112,7 +123,7 @@ class Conv2d(_ConvNd):
 
 class Conv1d(_ConvNd):
     """1-D cross-correlation on (N, C, L) inputs; the arguments of :class:`Conv2d` with
-    single ints (or 1-tuples). weight (out_channels, in_channels, k), bias (out_channels,)."""
+    single ints (or 1-tuples). weight (out_channels, in_channels / groups, k), bias (out_channels,)."""
 
     ndim = 1
     layout = "(N, C, L)"
@@ -121,7 +132,7 @@ class Conv1d(_ConvNd):
         (padding,) = self._geometry(x)
         bias = self.bias.data if self.bias is not None else None
         out, self._cache = conv1d_forward(
-            x, self.weight.data, bias, self.stride[0], padding, self.dilation[0]
+            x, self.weight.data, bias, self.stride[0], padding, self.dilation[0], self.groups
         )
         return out
 

@@ -5,7 +5,9 @@ the final state, as ``torch.nn.RNN/LSTM/GRU(batch_first=True)`` do:
 
 * RNN and GRU: state = h (num_layers, N, H);
 * LSTM: state = (h, c), each (num_layers, N, H);
-* GatedRNN: state = h (N, H);  AttentionRNN: state = the last k states (N, k, H).
+* GatedRNN: state = h (N, H);
+* AttentionRNN: state = the last k states (N, k, H); with k=math.inf, every state so
+  far (N, S, H), which grows by T with every chunk.
 
 ``state0`` defaults to zeros. ``layer.backward(dout, dstate=None)`` takes the
 gradient of the loss w.r.t. ``out`` (or None) and, optionally, w.r.t. the final
@@ -31,7 +33,13 @@ import math
 
 from .. import init
 from ..backend import array_module, get_default_dtype
-from ..ops import recurrent as R
+from ..ops.attention import (
+    attention_rnn_all_backward, attention_rnn_all_forward, attention_rnn_backward, attention_rnn_forward,
+)
+from ..ops.gated import gated_rnn_backward, gated_rnn_forward
+from ..ops.gru import gru_backward, gru_forward
+from ..ops.lstm import lstm_backward, lstm_forward
+from ..ops.rnn import rnn_backward, rnn_forward
 from .module import Module, Parameter
 
 
@@ -66,7 +74,11 @@ def _check_positive(layer, **sizes):
 
 
 class _Stacked(Module):
-    """num_layers single-layer kernels stacked: layer k reads the hidden states of layer k-1."""
+    """num_layers single-layer kernels stacked: layer k reads the hidden states of layer k-1.
+
+    A subclass's ``_kernel_forward(x, state parts, params)`` returns (seq, cache) with seq
+    (state_parts, N, T, H), every part of the state after every step, and its
+    ``_kernel_backward(dseq, cache)`` the kernel's gradients."""
 
     gates = 1
     state_parts = 1  # 2 for the LSTM: (h, c)
@@ -111,21 +123,30 @@ class _Stacked(Module):
         finals, caches = [[] for _ in parts], []
         out = x
         for k in range(self.num_layers):
-            results, cache = self._kernel_forward(out, [p[k] for p in parts], self._layer_params(k))
-            out = results[0]
-            for i, final in enumerate(results[1:]):
-                finals[i].append(final)
+            # seq (state_parts, N, T, H): every part of the state after every step
+            seq, cache = self._kernel_forward(out, [p[k] for p in parts], self._layer_params(k))
+            out = seq[0]
+            for i in range(self.state_parts):
+                finals[i].append(seq[i][:, -1])
             caches.append(cache)
-        self._cache = caches
+        self._cache = (caches, seq.shape)
         xp = array_module(out)
         return out, self._pack([xp.stack(f) for f in finals])
 
     def backward(self, dout, dstate=None):
-        caches = self._cache
+        caches, seq_shape = self._cache
         dparts = self._parts(dstate)
         dinit = [[None] * self.num_layers for _ in dparts]
         for k in range(self.num_layers - 1, -1, -1):
-            grads = self._kernel_backward(dout, [d[k] if d is not None else None for d in dparts], caches[k])
+            # the final state is the last step's, so its gradient adds to the last step's
+            w = self.weight_hh_l0.data
+            dseq = array_module(w).zeros(seq_shape, dtype=w.dtype)
+            if dout is not None:
+                dseq[0] = dout
+            for i, d in enumerate(dparts):
+                if d is not None:
+                    dseq[i][:, -1] += d[k]
+            grads = self._kernel_backward(dseq, caches[k])
             dout = grads[0]
             for i in range(len(dparts)):
                 dinit[i][k] = grads[1 + i]
@@ -141,7 +162,7 @@ class _Stacked(Module):
 
 class RNN(_Stacked):
     """Elman RNN: h[t] = phi(x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh), phi = tanh or relu.
-    See :func:`handgrad.ops.recurrent.rnn_forward` for the gradients."""
+    See :mod:`handgrad.ops.rnn` for the gradients."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", rng=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
@@ -150,11 +171,11 @@ class RNN(_Stacked):
         self.nonlinearity = nonlinearity
 
     def _kernel_forward(self, x, state, params):
-        (hs, h_T), cache = R.rnn_forward(x, state[0], *params, self.nonlinearity)
-        return (hs, h_T), cache
+        hs, cache = rnn_forward(x, state[0], *params, self.nonlinearity)
+        return hs[None], cache
 
-    def _kernel_backward(self, dout, dstate, cache):
-        return R.rnn_backward(dout, dstate[0], cache)
+    def _kernel_backward(self, dseq, cache):
+        return rnn_backward(dseq[0], cache)
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -166,18 +187,17 @@ class LSTM(_Stacked):
         i, f, o = sigmoid(.), g = tanh(.) of x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh
         c[t] = f * c[t-1] + i * g,   h[t] = o * tanh(c[t])
 
-    ``state`` is the tuple (h, c). See :func:`handgrad.ops.recurrent.lstm_forward`.
+    ``state`` is the tuple (h, c). See :mod:`handgrad.ops.lstm`.
     """
 
     gates = 4
     state_parts = 2
 
     def _kernel_forward(self, x, state, params):
-        (hs, h_T, c_T), cache = R.lstm_forward(x, state[0], state[1], *params)
-        return (hs, h_T, c_T), cache
+        return lstm_forward(x, state[0], state[1], *params)
 
-    def _kernel_backward(self, dout, dstate, cache):
-        return R.lstm_backward(dout, dstate[0], dstate[1], cache)
+    def _kernel_backward(self, dseq, cache):
+        return lstm_backward(dseq, cache)
 
 
 class GRU(_Stacked):
@@ -186,16 +206,17 @@ class GRU(_Stacked):
         r, z = sigmoid(x W_i^T + b_i + h W_h^T + b_h),  n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
         h[t] = (1 - z) * n + z * h[t-1]
 
-    See :func:`handgrad.ops.recurrent.gru_forward`.
+    See :mod:`handgrad.ops.gru`.
     """
 
     gates = 3
 
     def _kernel_forward(self, x, state, params):
-        return R.gru_forward(x, state[0], *params)
+        hs, cache = gru_forward(x, state[0], *params)
+        return hs[None], cache
 
-    def _kernel_backward(self, dout, dstate, cache):
-        return R.gru_backward(dout, dstate[0], cache)
+    def _kernel_backward(self, dseq, cache):
+        return gru_backward(dseq[0], cache)
 
 
 class GatedRNN(Module):
@@ -203,7 +224,7 @@ class GatedRNN(Module):
 
     Parameters ``weight_c`` (H, D), ``weight_h`` (H, H), ``weight_x`` (H, D), no
     biases, initialised U(-1/sqrt(H), 1/sqrt(H)). ``state`` is h (N, H).
-    See :func:`handgrad.ops.recurrent.gated_rnn_forward`.
+    See :mod:`handgrad.ops.gated`.
     """
 
     def __init__(self, input_size, hidden_size, rng=None, dtype=None):
@@ -222,11 +243,19 @@ class GatedRNN(Module):
         dtype = self.weight_h.data.dtype
         x = x.astype(dtype, copy=False)
         h0 = _state_array(self, "initial state h0", state, x, (x.shape[0], self.hidden_size))
-        (hs, h_T), self._cache = R.gated_rnn_forward(x, h0, self.weight_c.data, self.weight_h.data, self.weight_x.data)
-        return hs, h_T
+        hs, cache = gated_rnn_forward(x, h0, self.weight_c.data, self.weight_h.data, self.weight_x.data)
+        self._cache = (cache, hs.shape)
+        return hs, hs[:, -1].copy()
 
     def backward(self, dout, dstate=None):
-        dx, dh0, dw_c, dw_h, dw_x = R.gated_rnn_backward(dout, dstate, self._cache)
+        cache, shape = self._cache
+        w = self.weight_h.data
+        dhs = array_module(w).zeros(shape, dtype=w.dtype)
+        if dout is not None:
+            dhs[...] = dout
+        if dstate is not None:
+            dhs[:, -1] += dstate  # the final state is the last step's
+        dx, dh0, dw_c, dw_h, dw_x = gated_rnn_backward(dhs, cache)
         self.weight_c.grad += dw_c
         self.weight_h.grad += dw_h
         self.weight_x.grad += dw_x
@@ -238,39 +267,76 @@ class GatedRNN(Module):
 
 
 class AttentionRNN(Module):
-    """h[t] = sum_{i=0..k} a_i v_i with a = softmax(q_i . k_i), where (q_0, k_0, v_0) come
-    from x[t] and (q_i, k_i, v_i) from h[t-i] through separate matrices (Q_i, K_i, V_i);
-    h[t] = 0 for t < 1.
+    """h[t] = sum_i a_i v_i with a = softmax(q_i . k_i), where (q_0, k_0, v_0) come from
+    x[t] and (q_i, k_i, v_i) from past states:
 
-    Parameters ``weight_x`` (3H, D) = [Q_0; K_0; V_0] and ``weight_h`` (k, 3H, H) with
-    ``weight_h[i-1]`` = [Q_i; K_i; V_i], initialised U(-1/sqrt(H), 1/sqrt(H)). ``state``
-    is the last k states (N, k, H), oldest first.
-    See :func:`handgrad.ops.recurrent.attention_rnn_forward`.
+    * ``k`` a positive int: the last k states h[t-1], ..., h[t-k], each lag i through
+      its own matrices (Q_i, K_i, V_i). Parameters ``weight_x`` (3H, D) = [Q_0; K_0; V_0]
+      and ``weight_h`` (k, 3H, H) with ``weight_h[i-1]`` = [Q_i; K_i; V_i]. ``state`` is
+      the last k states (N, k, H), oldest first; zeros by default (h[t] = 0 for t < 1).
+    * ``k=math.inf``: every past state, all through one tied ``weight_h`` (3H, H), so the
+      layer is defined for any sequence length. ``state`` is every state so far
+      (N, S, H), oldest first, any S >= 1; by default the one state h[0] = 0. The
+      returned state is the given one followed by this call's T states, so in a
+      stateful stream it grows by T per chunk (reset it to bound the memory); the
+      kernel still does O(S + T) work per call, not O((S + T) T).
+
+    k is infinite rather than None because it is the limit of the window as k grows
+    (h[0] = 0 and all h[1..t-1] are attended), and ``None`` would read as "no
+    attention" or "some default". Weights are initialised U(-1/sqrt(H), 1/sqrt(H)).
+    See :mod:`handgrad.ops.attention`.
     """
 
     def __init__(self, input_size, hidden_size, k, rng=None, dtype=None):
         super().__init__()
-        _check_positive(self, input_size=input_size, hidden_size=hidden_size, k=k)
+        _check_positive(self, input_size=input_size, hidden_size=hidden_size)
+        if k != math.inf and (not isinstance(k, int) or k <= 0):
+            raise ValueError(f"AttentionRNN: k must be a positive integer or math.inf, got {k!r}")
         self.input_size, self.hidden_size, self.k = input_size, hidden_size, k
         dtype = dtype or get_default_dtype()
         bound = 1.0 / math.sqrt(hidden_size)
+        w_h_shape = (3 * hidden_size, hidden_size) if k == math.inf else (k, 3 * hidden_size, hidden_size)
         self.weight_x = Parameter(init.uniform((3 * hidden_size, input_size), -bound, bound, rng=rng, dtype=dtype))
-        self.weight_h = Parameter(init.uniform((k, 3 * hidden_size, hidden_size), -bound, bound, rng=rng, dtype=dtype))
+        self.weight_h = Parameter(init.uniform(w_h_shape, -bound, bound, rng=rng, dtype=dtype))
         self.initial_state_grad = None
+
+    def _initial_state(self, state, x):
+        n, hid = x.shape[0], self.hidden_size
+        if self.k != math.inf:
+            return _state_array(self, "initial state (last k states)", state, x, (n, self.k, hid))
+        if state is None:
+            return _state_array(self, "initial state", None, x, (n, 1, hid))
+        shape = tuple(array_module(x).asarray(state).shape)
+        if len(shape) != 3 or shape[0] != n or shape[1] < 1 or shape[2] != hid:
+            raise ValueError(f"AttentionRNN: expected initial state (every past state) of shape "
+                             f"(N, S, H) = ({n}, S, {hid}) with S >= 1, got {shape}")
+        return _state_array(self, "initial state", state, x, shape)
 
     def forward(self, x, state=None):
         _check_sequence(self, x, self.input_size)
         dtype = self.weight_x.data.dtype
         x = x.astype(dtype, copy=False)
-        h0 = _state_array(self, "initial state (last k states)", state, x, (x.shape[0], self.k, self.hidden_size))
-        (hs, last), self._cache = R.attention_rnn_forward(x, h0, self.weight_x.data, self.weight_h.data)
-        return hs, last
+        h0 = self._initial_state(state, x)
+        kernel = attention_rnn_all_forward if self.k == math.inf else attention_rnn_forward
+        hs, cache = kernel(x, h0, self.weight_x.data, self.weight_h.data)
+        # every state so far, of which the state handed on is the last k
+        states = array_module(x).concatenate([h0, hs], axis=1)
+        self._cache = (cache, states.shape, h0.shape[1])
+        return hs, states if self.k == math.inf else states[:, -self.k:].copy()
 
     def backward(self, dout, dstate=None):
-        dx, dh0, dw_x, dw_h = R.attention_rnn_backward(dout, dstate, self._cache)
+        cache, shape, past = self._cache
+        w = self.weight_h.data
+        dstates = array_module(w).zeros(shape, dtype=w.dtype)
+        if dout is not None:
+            dstates[:, past:] = dout
+        if dstate is not None:
+            dstates[:, -dstate.shape[1]:] += dstate
+        kernel = attention_rnn_all_backward if self.k == math.inf else attention_rnn_backward
+        dx, dh0, dw_x, dw_h = kernel(dstates[:, past:], cache)
         self.weight_x.grad += dw_x
         self.weight_h.grad += dw_h
-        self.initial_state_grad = dh0
+        self.initial_state_grad = dh0 + dstates[:, :past]
         return dx
 
     def extra_repr(self):

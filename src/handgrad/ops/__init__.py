@@ -11,7 +11,26 @@ from .linear import linear_backward, linear_forward
 from .losses import (
     mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
 )
-from . import recurrent
+from .attention import (
+    attention_rnn_all_backward, attention_rnn_all_backward_naive, attention_rnn_all_forward,
+    attention_rnn_all_forward_naive, attention_rnn_all_step_backward, attention_rnn_all_step_forward,
+    attention_rnn_backward, attention_rnn_backward_naive, attention_rnn_forward,
+    attention_rnn_forward_naive, attention_rnn_step_backward, attention_rnn_step_forward,
+)
+from .gated import (
+    gated_rnn_backward, gated_rnn_backward_naive, gated_rnn_forward, gated_rnn_forward_naive,
+    gated_rnn_step_backward, gated_rnn_step_forward,
+)
+from .gru import (
+    gru_backward, gru_backward_naive, gru_forward, gru_forward_naive, gru_step_backward, gru_step_forward,
+)
+from .lstm import (
+    lstm_backward, lstm_backward_naive, lstm_forward, lstm_forward_naive, lstm_step_backward,
+    lstm_step_forward,
+)
+from .rnn import (
+    rnn_backward, rnn_backward_naive, rnn_forward, rnn_forward_naive, rnn_step_backward, rnn_step_forward,
+)
 from .embedding import embedding_backward, embedding_forward
 from .conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 from .dropout import dropout2d_forward

@@ -43,7 +43,19 @@ one matrix product per sample sum over f and q; a loop over the KH kernel
 rows adds the row blocks. Loops run over kernel offsets, never over pixels
 or samples.
 
-Conv1d is Conv2d on (N, C, 1, L) inputs with (F, C, 1, K) kernels.
+Grouped convolution (``groups`` = G, PyTorch's argument): the C input and F
+output channels are cut into G consecutive blocks of Cg = C/G and Fg = F/G,
+and output block g sees only input block g; w is (F, Cg, KH, KW):
+
+    out[n, g*Fg + f, i, j] = b[g*Fg + f] + sum_{c < Cg, p, q} w[g*Fg + f, c, p, q] * xp[n, g*Cg + c, sh*i + dh*p, sw*j + dw*q]
+
+So every matrix above gets a leading group axis and each product becomes G
+independent products, batched in one ``matmul``: cols[n] (G, KH*KW*Cg, OH*OW),
+W2 (G, Fg, KH*KW*Cg). G = C is the depthwise convolution (one kernel per
+channel, Fg of them). G = 1 is the plain convolution with a group axis of
+length one: the same products and copies, no extra work.
+
+Conv1d is Conv2d on (N, C, 1, L) inputs with (F, Cg, 1, K) kernels.
 """
 from __future__ import annotations
 
@@ -72,7 +84,16 @@ class _Geometry:
         self.top, self.left, self.h, self.w = top, left, h, w
 
 
-def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+def _groups(c, w, groups):
+    """Cg, Fg per group; a clear error when the channels do not split into ``groups``."""
+    f, cg = w.shape[:2]
+    if c != groups * cg or f % groups:
+        raise ValueError(f"conv: {c} input channels and weight {tuple(w.shape)} do not split into {groups} groups "
+                         f"(expected in_channels = groups * weight.shape[1] and out_channels divisible by groups)")
+    return cg, f // groups
+
+
+def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """out = W2 @ im2col(pad(x)) + b per sample (see the module docstring).
 
     The columns are 'wide': the padded image is flattened to one axis of
@@ -81,32 +102,35 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     R = sh*width/sw. So each offset's column block is one strided 1-D slice,
     copied with long contiguous runs, at the price of R - OW junk columns per
     output row that the matrix product computes and the result drops. The
-    rows of cols (and columns of W2) run over (p, q, c), kernel offset first.
+    rows of cols (and columns of W2) run over (p, q, c), kernel offset first,
+    within each group.
 
-    Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> out (N, F, OH, OW).
+    Shapes: x (N, C, H, W), w (F, C/groups, KH, KW), b (F,) or None -> out (N, F, OH, OW).
     """
     xp = array_module(x)
     n, c, _, _ = x.shape
     f, _, kh, kw = w.shape
+    cg, fg = _groups(c, w, groups)
     g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
     padded = xp.zeros(g.padded, dtype=x.dtype)
     padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
     s_n, s_c, _, s_w = padded.strides
     dh, dw = dilation
     windows = xp.lib.stride_tricks.as_strided(
-        padded, (n, kh, kw, c, g.t), (s_n, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
+        padded, (n, groups, kh, kw, cg, g.t),
+        (s_n, cg * s_c, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
     )
-    k = kh * kw * c
-    w2 = w.transpose(0, 2, 3, 1).reshape(f, k)
-    cols = xp.empty((n, k + (b is not None), g.t), dtype=x.dtype)
-    cols[:, :k].reshape(n, kh, kw, c, g.t)[...] = windows  # splitting an axis: a view, filled in place
+    k = kh * kw * cg
+    w2 = w.reshape(groups, fg, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, fg, k)
+    cols = xp.empty((n, groups, k + (b is not None), g.t), dtype=x.dtype)
+    cols[:, :, :k].reshape(n, groups, kh, kw, cg, g.t)[...] = windows  # splitting an axis: a view, filled in place
     if b is not None:
-        cols[:, k] = 1
-        w2 = xp.concatenate([w2, b[:, None]], axis=1)
-    wide = xp.matmul(w2, cols)
+        cols[:, :, k] = 1
+        w2 = xp.concatenate([w2, b.reshape(groups, fg, 1)], axis=2)
+    wide = xp.matmul(w2, cols)  # (N, G, Fg, T): G products per sample
     # a view that drops the junk columns: the next layer reads it once, no copy needed here
     out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
-    return out, (g, cols, w, b is not None)
+    return out, (g, cols, w, b is not None, groups)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
@@ -118,22 +142,23 @@ def conv2d_backward(dout, cache, input_grad=True):
     For dW, dout is spread into the wide layout with zeros in the junk columns,
     so the junk columns of cols add nothing.
     """
-    g, cols, w, has_bias = cache
+    g, cols, w, has_bias, groups = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
-    _, c, kh, kw = w.shape
+    _, cg, kh, kw = w.shape
+    fg, k = f // groups, kh * kw * cg
     wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
     wide[..., :g.ow] = dout
-    # dW2^T = sum_n cols[n] dout[n]^T: BLAS is faster with the long KH*KW*C side first
-    dw2 = xp.matmul(cols, wide.reshape(n, f, g.t).transpose(0, 2, 1)).sum(axis=0)
-    db = dw2[-1] if has_bias else None
-    dw = dw2[:kh * kw * c].reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
+    # dW2^T = sum_n cols[n] dout[n]^T per group: BLAS is faster with the long KH*KW*Cg side first
+    dw2 = xp.matmul(cols, wide.reshape(n, groups, fg, g.t).transpose(0, 1, 3, 2)).sum(axis=0)
+    db = dw2[:, -1].reshape(f) if has_bias else None
+    dw = dw2[:, :k].reshape(groups, kh, kw, cg, fg).transpose(0, 4, 3, 1, 2).reshape(f, cg, kh, kw)
     if not input_grad:
         return None, dw, db
-    return _input_gradient(dout, w, g), dw, db
+    return _input_gradient(dout, w, g, groups), dw, db
 
 
-def _input_gradient(dout, w, g):
+def _input_gradient(dout, w, g, groups):
     """dL/dx = crop(col2im(W2^T dout)), the full convolution of the stride-dilated
     dout_s with the kernel, computed in two separable steps:
 
@@ -148,10 +173,14 @@ def _input_gradient(dout, w, g):
     axis (area = HP*WP each), so every step moves one slice per sample; a
     nonzero entry never crosses a row or channel boundary, because dout_s is
     nonzero only where the whole kernel fits in the padded image.
+
+    With groups, D and the product get a group axis, (G, KH*Cg, KW*Fg) @ D[n]
+    (G, KW*Fg, area), and the G blocks of Cg channels are put side by side.
     """
     xp = array_module(dout)
     n, f, _, _ = dout.shape
-    _, c, kh, kw = w.shape
+    _, cg, kh, kw = w.shape
+    fg, c = f // groups, cg * groups
     (sh, sw), (dh, dw) = g.stride, g.dilation
     hp, wp, area = g.hp, g.wp, g.hp * g.wp
     lead = dw * (kw - 1)  # zeros before the image, read by the largest shift
@@ -160,11 +189,14 @@ def _input_gradient(dout, w, g):
     spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout
     flat = spread.reshape(n, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
     s_n, s_f, s_e = flat.strides
-    # shifted[n, k, f, s] = dout_s[n, f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
-    shifted = xp.lib.stride_tricks.as_strided(flat, (n, kw, f, area), (s_n, dw * s_e, s_f, s_e), writeable=False)
-    d = xp.ascontiguousarray(shifted).reshape(n, kw * f, area)
-    w3 = w[:, :, :, ::-1].transpose(2, 1, 3, 0).reshape(kh * c, kw * f)
-    row_blocks = xp.matmul(w3, d).reshape(n, kh, c * area)
+    # shifted[n, g, k, f, s] = dout_s[n, g*Fg + f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
+    shifted = xp.lib.stride_tricks.as_strided(
+        flat, (n, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e), writeable=False
+    )
+    d = xp.ascontiguousarray(shifted).reshape(n, groups, kw * fg, area)
+    w3 = w[..., ::-1].reshape(groups, fg, cg, kh, kw).transpose(0, 3, 2, 4, 1).reshape(groups, kh * cg, kw * fg)
+    # (N, G, KH, Cg*area) -> (N, KH, C*area); for G = 1 a view, no copy
+    row_blocks = xp.matmul(w3, d).reshape(n, groups, kh, cg * area).transpose(0, 2, 1, 3).reshape(n, kh, c * area)
     dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
     dflat[:, :c * area] = row_blocks[:, 0]
     dflat[:, c * area:] = 0
@@ -174,9 +206,10 @@ def _input_gradient(dout, w, g):
     return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w]
 
 
-def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1):
-    """Conv2d on (N, C, 1, L): x (N, C, L), w (F, C, K), b (F,) or None -> out (N, F, OL)."""
-    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, stride), ((0, 0), padding), (1, dilation))
+def conv1d_forward(x, w, b, stride=1, padding=(0, 0), dilation=1, groups=1):
+    """Conv2d on (N, C, 1, L): x (N, C, L), w (F, C/groups, K), b (F,) or None -> out (N, F, OL)."""
+    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, stride), ((0, 0), padding), (1, dilation),
+                                groups)
     return out[:, :, 0, :], cache
 
 

@@ -6,19 +6,24 @@ set only needs to register itself to be trainable from the command line.
 
 Sequence data needs no special case by name: a data set marked ``sequential``
 (``text``) is split by position, a builder with a ``stateful`` argument
-(``char_lstm``) gets ``stateful=True`` on such a data set, and a model whose
-``stateful`` attribute is true trains on streams (see :func:`split_data`).
+(``char_lstm``) gets ``stateful=True`` on such a data set, and a model that
+declares ``carries_state`` trains on streams (see :func:`split_data`).
+
+The data flow is one way: :func:`complete` adds what the data set decides to the
+configuration (its name, the model arguments it fills in), :func:`build` makes
+the parts of the run from that, and nothing is written before both succeed.
 """
 from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import init as initializers
 from .. import nn
-from .config import ConfigError
+from .config import ConfigError, RunConfig, plain
 
 # Loss modules by name: forward(out, y) -> float, backward() -> dL/d(out).
 LOSSES = {"cross_entropy": nn.CrossEntropyLoss}
@@ -43,8 +48,11 @@ def check_names(cfg: dict) -> None:
 
     if cfg["model"] not in MODELS:
         raise ConfigError(f"unknown model {cfg['model']!r}; known models: {', '.join(sorted(MODELS))}")
-    if cfg["data"] is not None and cfg["data"] not in DATASETS:
-        raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}")
+    from ..data import is_data_path
+
+    if cfg["data"] is not None and cfg["data"] not in DATASETS and not is_data_path(cfg["data"]):
+        raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}; "
+                          f"or the path of a .npz or .csv file, a folder of IDX files or of class folders")
     if cfg["loss"] not in LOSSES:
         raise ConfigError(f"unknown loss {cfg['loss']!r}; known losses: {', '.join(sorted(LOSSES))}")
 
@@ -57,14 +65,15 @@ def data_options(config: dict) -> dict:
     return options
 
 
-def load_data(cfg: dict):
-    """The data set the configuration names, loaded with its options and seed."""
-    from ..data import default_dataset, load_dataset
+def load_data(cfg):
+    """The data set the configuration names (a registered name or a path), loaded
+    with its options and seed."""
+    from ..data import default_dataset, open_data
 
-    return load_dataset(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
+    return open_data(cfg["data"] or default_dataset(), seed=cfg["seed"], **data_options(cfg))
 
 
-def split_data(cfg: dict, dataset, stateful: bool = False):
+def split_data(cfg, dataset, stateful: bool = False):
     """``(train, val, test, train_eval)`` for the Trainer.
 
     Independent samples (images, points): training on a random ``data_fraction``
@@ -90,11 +99,13 @@ def split_data(cfg: dict, dataset, stateful: bool = False):
         X, y = dataset.train
         if cfg["data_fraction"] < 1:
             X, y = subset(X, y, cfg["data_fraction"], seed=cfg["seed"])
+        if cfg["val_fraction"] == 0:
+            return (X, y), None, dataset.test, None
         train, val = train_val_split(X, y, cfg["val_fraction"], seed=cfg["seed"])
         return train, val, dataset.test, None
     ids = stream_ids(dataset.train)
     ids = ids[: max(2, int(round(cfg["data_fraction"] * len(ids))))]
-    train_ids, val_ids = split_ids(ids, cfg["val_fraction"])
+    train_ids, val_ids = split_ids(ids, cfg["val_fraction"]) if cfg["val_fraction"] > 0 else (ids, None)
     seq_len, batch_size = dataset.input_shape[0], cfg["batch_size"]
 
     def split(name, part, make):
@@ -108,19 +119,20 @@ def split_data(cfg: dict, dataset, stateful: bool = False):
         def chunks(part):
             return sequence_pairs(part, seq_len)
 
-        return split("training", train_ids, chunks), split("validation", val_ids, chunks), dataset.test, None
+        val = None if val_ids is None else split("validation", val_ids, chunks)
+        return split("training", train_ids, chunks), val, dataset.test, None
 
     def streams(drop_last):
         return lambda part: StreamLoader(part, batch_size, seq_len, drop_last=drop_last)
 
     train_eval_ids = train_ids[: max(2, int(round(cfg["eval_train_fraction"] * len(train_ids))))]
     return (split("training", train_ids, streams(drop_last=True)),
-            split("validation", val_ids, streams(drop_last=False)),
+            None if val_ids is None else split("validation", val_ids, streams(drop_last=False)),
             split("test", stream_ids(dataset.test), streams(drop_last=False)),
             split("train-evaluation", train_eval_ids, streams(drop_last=False)))
 
 
-def model_kwargs(cfg: dict, dataset) -> dict:
+def model_kwargs(cfg, dataset) -> dict:
     """The builder's keyword arguments: the config's ``model_kwargs`` plus the
     input size and number of classes taken from the data set where the builder
     accepts them. An argument the builder does not take is a ConfigError."""
@@ -140,11 +152,74 @@ def model_kwargs(cfg: dict, dataset) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 
-def build_model(cfg: dict, kwargs: dict):
+def complete(cfg: RunConfig, dataset) -> RunConfig:
+    """The configuration with what the data set decides filled in: the data set
+    (when the default was taken) and the model arguments taken from it
+    (:func:`model_kwargs`)."""
+    return cfg.replace(data=cfg["data"] or dataset.name, model_kwargs=model_kwargs(cfg, dataset))
+
+
+@dataclass
+class Run:
+    """The parts of a training run that :func:`build` makes from a configuration."""
+
+    model: object
+    loss: object
+    optimizer: object
+    train: object        # (X, y) arrays or a batch source (StreamLoader)
+    val: object          # (X, y), a batch source, or None
+    test: object
+    train_eval: object   # what train loss/accuracy are measured on, or None (the Trainer picks)
+
+
+def build(cfg: RunConfig, dataset) -> Run:
+    """Model, loss, optimizer and data splits of a completed configuration; the model
+    is first tried on one sample of the data, so a model that cannot take the data
+    fails here, before anything is written."""
+    model = build_model(cfg, cfg["model_kwargs"])
+    check_fits(model, cfg, dataset)
+    train, val, test, train_eval = split_data(cfg, dataset, stateful=model.carries_state)
+    return Run(model, build_loss(cfg), build_optimizer(cfg, model.parameters()), train, val, test, train_eval)
+
+
+def check_fits(model, cfg, dataset) -> None:
+    """Raise ConfigError naming the model and the data set when a forward pass of one
+    training sample fails (wrong input shape, rank or vocabulary)."""
+    x = dataset.train[0][:1]
+    try:
+        model.eval()
+        out = model(x)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ConfigError(f"model {cfg['model']!r} cannot take data set {dataset.name!r} (inputs of shape "
+                          f"{tuple(dataset.input_shape)}): {exc}") from None
+    finally:
+        model.train()
+    if out.shape[-1] != len(dataset.classes):
+        raise ConfigError(f"model {cfg['model']!r} has {out.shape[-1]} outputs, but data set {dataset.name!r} "
+                          f"has {len(dataset.classes)} classes")
+
+
+def data_identity(cfg, dataset) -> dict:
+    """What identifies the data a run trained on: the data set's name and options,
+    and for a file or folder (``--data PATH``, a text corpus) its size and SHA-256."""
+    from ..data import file_identity, is_data_path
+
+    identity = {"name": dataset.name, "options": data_options(cfg)}
+    path = cfg["text_file"] if cfg["text_file"] is not None else cfg["data"] if is_data_path(cfg["data"]) else None
+    if path is not None:
+        identity["file"] = file_identity(path)
+    return identity
+
+
+def build_model(cfg, kwargs):
     """Build the zoo model and apply ``init`` (xavier / he / normal(weight_scale))."""
     from ..models import get_model
 
-    model = get_model(cfg["model"], **kwargs)
+    try:
+        model = get_model(cfg["model"], **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {cfg['model']!r} cannot be built from model_kwargs "
+                          f"{plain(cfg['model_kwargs'])}: {exc}") from None
     scheme = "normal" if cfg["init"] == "default" and cfg["weight_scale"] is not None else cfg["init"]
     if scheme != "default":
         for name, p in model.named_parameters():

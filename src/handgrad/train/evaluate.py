@@ -1,23 +1,28 @@
 """Batched inference: eval mode, forward passes only, no backward.
 
 The data is either ``(X, y)`` arrays of independent samples, batched ``batch_size``
-at a time, or a :class:`~handgrad.data.text.StreamLoader` of chunks that continue
-each other row by row. On streams a recurrent model (``model(x, state)`` and
-``model.final_state``, e.g. CharLSTM) reads the text the way it was trained, with
+at a time, or a batch source: an iterable of ``(x, y)`` batches whose
+``continues`` says whether row r of each batch continues row r of the one before
+(:class:`~handgrad.data.text.StreamLoader`). On such streams a
+:class:`~handgrad.nn.Stateful` model reads the text the way it was trained, with
 truncated BPTT's state carried across chunks::
 
     state_0 = 0;   out_j = model(x_j, state_j);   state_{j+1} = model.final_state
 
 so every position is predicted from all the text of its stream before it (as
 PyTorch's word_language_model evaluates). The carry lives in this loop only: the
-model's own training carry (``carried_state``) is neither read nor changed.
+model's own training carry (``get_state()``) is neither read nor changed.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..backend import array_module, to_numpy
-from ..data.text import StreamLoader
+from ..data.loader import BatchSource
+
+
+def _is_arrays(data) -> bool:
+    return not isinstance(data, BatchSource)
 
 
 def _batches(n: int, batch_size: int):
@@ -26,21 +31,24 @@ def _batches(n: int, batch_size: int):
 
 
 def _outputs(model, inputs, batch_size: int):
-    """The model's output for each batch of ``inputs`` (an array X or a StreamLoader);
+    """The model's output for each batch of ``inputs`` (an array X or a batch source);
     the model must already be in eval mode."""
-    if isinstance(inputs, StreamLoader):
+    if not isinstance(inputs, BatchSource):
+        for s in _batches(len(inputs), batch_size):
+            yield model(inputs[s])
+    elif inputs.continues:
         state = None
         for xb, _ in inputs:
             yield model(xb, state)
             state = model.final_state
     else:
-        for s in _batches(len(inputs), batch_size):
-            yield model(inputs[s])
+        for xb, _ in inputs:
+            yield model(xb)
 
 
 def _labels(data, batch_size: int):
-    """The labels of each batch of ``data`` (``(X, y)`` or a StreamLoader), as :func:`_outputs` batches them."""
-    if isinstance(data, StreamLoader):
+    """The labels of each batch of ``data``, as :func:`_outputs` batches them."""
+    if not _is_arrays(data):
         return (yb for _, yb in data)
     y = data[1]
     return (y[s] for s in _batches(len(y), batch_size))
@@ -49,56 +57,63 @@ def _labels(data, batch_size: int):
 def predict_logits(model, X, batch_size: int = 256) -> np.ndarray:
     """Model outputs for every sample of ``X``, computed ``batch_size`` at a time in
     eval mode (the model's train/eval mode is put back afterwards). ``X`` may be a
-    StreamLoader: the result is then (batch_size, L, C), the outputs at every
-    position of ``X.inputs``, with the state carried along each stream."""
+    batch source of streams: the result is then (streams, L, C), the outputs at
+    every position of the streams, with the state carried along each stream."""
     was_training = model.training
     model.eval()
     try:
         outs = [to_numpy(out) for out in _outputs(model, X, batch_size)]
     finally:
         model.train(was_training)
-    return np.concatenate(outs, axis=1 if isinstance(X, StreamLoader) else 0)
+    return np.concatenate(outs, axis=1 if isinstance(X, BatchSource) and X.continues else 0)
 
 
 def predict(model, X, batch_size: int = 256) -> np.ndarray:
     """Predicted labels: argmax of the outputs over the last axis, (N,) or (N, T)
-    (on a StreamLoader (batch_size, L), aligned with its ``targets``)."""
+    (on streams (streams, L), aligned with the source's ``targets``)."""
     return predict_logits(model, X, batch_size).argmax(axis=-1)
 
 
-def evaluate(model, loss, data, batch_size: int = 256) -> dict:
-    """Mean loss and accuracy of ``model`` on ``data``: ``(X, y)`` or a StreamLoader.
+def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = False) -> dict:
+    """Mean loss and accuracy of ``model`` on ``data``: ``(X, y)`` or a batch source.
 
     On ``(X, y)`` the loss of each batch is weighted by its number of samples
     (with ``reduction='sum'`` the batch sums are added), so the result is the
-    mean per-sample loss over the whole set whatever the batch size. On a
-    StreamLoader the state is carried from chunk to chunk (see the module
-    docstring) and the loss is the mean over every position scored: for a
-    character model, nats per character of the contiguous text. Accuracy is the
-    fraction of labels equal to the argmax of the outputs over the last axis,
-    which covers (N, C) logits with (N,) labels and (N, T, C) with (N, T).
-    Returns ``{"loss", "accuracy", "non_finite"}``; ``non_finite`` is True when
-    some output was NaN or inf (the loss is then not computed).
+    mean per-sample loss over the whole set whatever the batch size. On streams
+    the state is carried from chunk to chunk (see the module docstring) and the
+    loss is the mean over every position scored: for a character model, nats per
+    character of the contiguous text. Accuracy is the fraction of labels equal to
+    the argmax of the outputs over the last axis, which covers (N, C) logits with
+    (N,) labels and (N, T, C) with (N, T).
+    Returns ``{"loss", "accuracy", "non_finite"}``, and ``"predictions"`` (as
+    :func:`predict` gives them) with ``keep_predictions``; ``non_finite`` is True
+    when some output was NaN or inf (the loss is then not computed).
     """
-    streams = isinstance(data, StreamLoader)
-    if not streams and len(data[0]) == 0:
+    arrays = _is_arrays(data)
+    if arrays and len(data[0]) == 0:
         raise ValueError("evaluate: the data set is empty")
-    summed = getattr(loss, "reduction", "mean") == "sum"
+    summed = loss.reduction == "sum"
     was_training = model.training
     model.eval()
-    total_loss, correct, count, samples = 0.0, 0, 0, 0
+    total_loss, correct, count, samples, predictions = 0.0, 0, 0, 0, []
     try:
-        inputs = data if streams else data[0]
+        inputs = data[0] if arrays else data
         for out, yb in zip(_outputs(model, inputs, batch_size), _labels(data, batch_size)):
             xp = array_module(out)
             if not bool(xp.isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
             batch_loss = loss.forward(out, yb)
-            weight = np.size(yb) if streams else len(yb)
+            weight = len(yb) if arrays else np.size(yb)
             total_loss += batch_loss if summed else batch_loss * weight
-            correct += int((to_numpy(out.argmax(axis=-1)) == to_numpy(yb)).sum())
+            predicted = to_numpy(out.argmax(axis=-1))
+            correct += int((predicted == to_numpy(yb)).sum())
             count += int(np.size(yb))
             samples += weight
+            if keep_predictions:
+                predictions.append(predicted)
     finally:
         model.train(was_training)
-    return {"loss": total_loss / samples, "accuracy": correct / count, "non_finite": False}
+    result = {"loss": total_loss / samples, "accuracy": correct / count, "non_finite": False}
+    if keep_predictions:
+        result["predictions"] = np.concatenate(predictions, axis=0 if arrays else 1)
+    return result

@@ -91,3 +91,54 @@ def images_html(names) -> str:
 
 def pre(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
+
+
+def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictions, data_identity: dict) -> None:
+    """Everything a finished run leaves besides the manifest and the checkpoint:
+    ``model.npz``, metrics, results, the test set's evaluation, plots and ``report.html``.
+    ``test_predictions`` are the Trainer's predictions on ``test`` (the test set is
+    predicted once per run); ``data_identity`` (see
+    :func:`handgrad.train.build.data_identity`) lets ``evaluate`` and ``predict``
+    warn when the data changed."""
+    from ..data.loader import BatchSource
+    from ..io import save_model
+    from ..summary import summary
+    from .build import data_options
+    from .config import RECIPES
+
+    streams = isinstance(test, BatchSource) and test.continues
+    save_model(out / "model.npz", model, {
+        "model": cfg["model"], "model_kwargs": cfg.to_dict()["model_kwargs"], "data": cfg["data"],
+        "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
+        "seed": cfg["seed"], "data_kwargs": data_options(cfg), "test_accuracy": result["test_accuracy"],
+        # a stateful model's held-out text is read as this many streams (handgrad evaluate does the same)
+        "streams": test.batch_size if streams else None,
+        "config_fingerprint": cfg.fingerprint(), "data_identity": data_identity,
+        "input_scale": dataset.input_scale,
+    })
+    write_metrics(out / "metrics.jsonl", result["history"])
+    write_json(out / "results.json",
+               {k: result[k] for k in ("test_accuracy", "test_loss", "best_val_accuracy", "wall_time")})
+    # on streams: the next-character prediction at every position of the test text
+    X, y = (test.inputs, test.targets) if streams else test
+    evaluation = write_evaluation(out, X, y, test_predictions, list(dataset.classes), f"{dataset.name} test set")
+    curves = write_curves(out, result["history"])
+    table = str(summary(model, dataset.input_shape, print_table=False))
+    recipe = [name for name in (f"data {cfg['data']}", f"model {cfg['model']}") if name in RECIPES]
+    write_html(out / "report.html", f"handgrad run: {cfg['model']} on {dataset.name}", {
+        "test accuracy": f"{result['test_accuracy']:.4f}",
+        "test loss": f"{result['test_loss']:.4f}",
+        "best validation accuracy": "n/a" if result["best_val_accuracy"] is None
+        else f"{result['best_val_accuracy']:.4f}",
+        "wall time": f"{result['wall_time']:.1f} s",
+        "epochs": cfg["epochs"], "optimizer": f"{cfg['optimizer']} (lr {cfg['lr']:g}, momentum {cfg['momentum']:g})"
+        if cfg["optimizer"] == "sgd" else f"{cfg['optimizer']} (lr {cfg['lr']:g})",
+        "learning-rate decay": "none" if cfg["lr_decay"] is None else f"x{cfg['lr_decay']:g} per epoch",
+        "batch size": cfg["batch_size"], "seed": cfg["seed"], "workers": cfg["workers"],
+        "recipe": ", ".join(recipe) if cfg["recipe"] == "default" and recipe else "none",
+    }, [
+        ("Learning curves", images_html(curves)),
+        ("Test set", evaluation["report"].to_html() + images_html(evaluation["plots"])),
+        ("Model", pre(table)),
+        ("Configuration (every value used; config.toml)", pre(cfg.to_toml())),
+    ])

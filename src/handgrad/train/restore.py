@@ -33,6 +33,6 @@ def load_trained(path):
 
     model = get_model(config["model"], **config["model_kwargs"])
     model.load_state_dict(state["model"])
-    streams = config["batch_size"] if getattr(model, "stateful", False) else None
+    streams = config["batch_size"] if model.carries_state else None
     return model, {"model": config["model"], "model_kwargs": config["model_kwargs"], "data": config["data"],
                    "classes": None, "seed": config["seed"], "data_kwargs": data_options(config), "streams": streams}

@@ -1,43 +1,48 @@
 """The Trainer: the classic "Solver" that runs the optimisation loop.
 
-One training iteration on a batch (x, y) is
+One training iteration on a batch (x, y) is the textbook step, :meth:`Trainer._step`::
 
-    out  = model(x)                  forward pass
-    L    = loss.forward(out, y)      scalar loss
+    out  = net(x)                    forward pass
+    L    = loss(out, y)              scalar loss
     optimizer.zero_grad()
-    model.backward(loss.backward())  dL/dparams ADDED into p.grad
+    net.backward(loss.backward())    dL/dparams ADDED into p.grad
     optimizer.step()                 the only place weights change
 
-Around it the Trainer evaluates on the validation set (every epoch, or every
-``eval_every`` training samples), keeps the weights with the best validation
-accuracy and puts them back at the end, stops early when validation accuracy
-has not improved for ``patience`` evaluations, decays the learning rate,
-writes checkpoints, and stops with :class:`TrainingDiverged` as soon as the
-loss is NaN or inf.
+``net`` is the model itself, or with ``workers > 1`` a
+:class:`~handgrad.parallel.DataParallel` wrapper of it whose forward and backward
+share the batch's rows between processes; nothing else of the loop changes.
 
-Stateful models (truncated BPTT). A model with a ``carried_state`` attribute
-(e.g. ``CharLSTM(stateful=True)``) carries its final recurrent state from one
-training batch to the next, which is right when the loader's batches continue
-each other row by row (a :class:`~handgrad.data.text.StreamLoader`). The Trainer
-sets ``carried_state`` to None at the start of every epoch (the streams start
-again), leaves it alone during evaluations (eval-mode passes neither read nor
-write it) and saves it in every checkpoint. Validation and test data may be
-StreamLoaders too: they are then read with the state carried from chunk to
-chunk, starting from zeros (see :func:`handgrad.train.evaluate.evaluate`).
+Around it the Trainer evaluates on the validation set (every epoch, or every
+``eval_every`` training samples, and before the first update with
+``eval_at_start``), keeps the weights with the best validation accuracy and puts
+them back at the end, stops early when validation accuracy has not improved for
+``patience`` evaluations, decays the learning rate, writes checkpoints, and stops
+with :class:`TrainingDiverged` as soon as the output or the loss is NaN or inf.
+
+Stateful models (truncated BPTT). A model that declares ``carries_state`` (a
+:class:`~handgrad.nn.Stateful`, e.g. ``CharLSTM(stateful=True)``) carries its
+final recurrent state from one training batch to the next, which is right when
+the batch source's batches continue each other row by row (``continues``, a
+:class:`~handgrad.data.text.StreamLoader`). The Trainer calls the model's own
+``reset_state()`` at the start of every epoch (the streams start again; a no-op
+for other models), leaves the state alone during evaluations and saves it in
+every checkpoint (``get_state()`` / ``set_state()``). Validation and test data may
+be streams too: they are read with the state carried from chunk to chunk,
+starting from zeros (see :func:`handgrad.train.evaluate.evaluate`).
 
 Exact resume. A checkpoint holds the model, optimizer and schedule states, the
-state of the global handgrad generator (dropout draws from it), the data
-loader's state at the start of the current epoch and how many of that epoch's
+state of the global handgrad generator (dropout draws from it), the batch
+source's state at the start of the current epoch and how many of that epoch's
 batches are done, the model's carried state, the history and every counter.
 ``fit(resume_from=path)`` rebuilds all of it and skips the batches already
 trained on, so a run killed at any moment and resumed from its last checkpoint
 produces the same per-iteration losses and bitwise the same weights as a run
 never interrupted.
 
-The Trainer is generic: batches are whatever the loader yields as ``(x, y)``,
-the loss is any module with ``forward(out, y) -> float`` and ``backward()``, and
-accuracy is the argmax of the outputs over the last axis, so a sequence model
-with (N, T, C) outputs and (N, T) labels trains unchanged.
+The Trainer is generic: batches are whatever the source yields as ``(x, y)``,
+the loss is any module with ``forward(out, y) -> float``, ``backward()`` and
+``reduction``, and accuracy is the argmax of the outputs over the last axis, so
+a sequence model with (N, T, C) outputs and (N, T) labels trains unchanged.
 
 History format (what :mod:`handgrad.plots` draws)::
 
@@ -57,9 +62,10 @@ import numpy as np
 
 from .. import backend
 from ..backend import array_module
-from ..data.text import StreamLoader
+from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, check_parallel
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..optim import clip_grad_norm_
 from .evaluate import evaluate
 from .progress import Progress
 
@@ -70,10 +76,10 @@ class TrainingDiverged(RuntimeError):
 
 
 def _check_data(name, data):
-    if isinstance(data, StreamLoader):
+    if isinstance(data, BatchSource):
         return data
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise ValueError(f"Trainer: {name} must be a pair (X, y) or a StreamLoader, got {type(data).__name__}")
+        raise ValueError(f"Trainer: {name} must be a pair (X, y) or a batch source, got {type(data).__name__}")
     X, y = data
     if len(X) != len(y):
         raise ValueError(f"Trainer: {name} has {len(X)} inputs but {len(y)} labels")
@@ -105,9 +111,8 @@ class Trainer:
         loss: a loss module (``forward(out, y) -> float``, ``backward() -> dout``).
         optimizer: ``step()``, ``zero_grad()``, ``state_dict()``, ``load_state_dict()``, ``lr``.
         train_data: ``(X, y)`` arrays (batched by ``handgrad.data.DataLoader``), or a
-            loader yielding ``(x, y)`` batches with ``__len__``, ``state_dict()`` and
-            ``load_state_dict()``.
-        val_data: ``(X, y)`` or a StreamLoader for validation, or None.
+            :class:`~handgrad.data.BatchSource` (a DataLoader, a StreamLoader).
+        val_data: ``(X, y)`` or a batch source for validation, or None.
         epochs: passes over the training data.
         batch_size: samples per training batch.
         scheduler: an object with ``step()`` (called once per epoch) and
@@ -115,13 +120,15 @@ class Trainer:
         lr_decay: the classic per-epoch multiplicative decay, ``lr <- lr * lr_decay``.
         eval_every: None to evaluate after every epoch; an int N to evaluate each time
             another N training samples have been seen, and once more at the end.
+        eval_at_start: also evaluate before the first update (as the course Solver
+            prints "(Epoch 0 / N)"), so the curves start at iteration 0.
         eval_train_fraction: train accuracy/loss are measured on a fixed random subset
             of this fraction of the training set (chosen once, from ``seed``), when
             ``train_data`` is arrays.
-        train_eval_data: ``(X, y)`` or a StreamLoader to measure train accuracy/loss on
+        train_eval_data: ``(X, y)`` or a batch source to measure train accuracy/loss on
             instead (e.g. streams of part of the training text when ``train_data`` is a
             loader; without it a loader's run records no train loss).
-        test_data: ``(X, y)`` or a StreamLoader evaluated once at the end with the
+        test_data: ``(X, y)`` or a batch source evaluated once at the end with the
             restored best model (``test_accuracy``, ``test_loss``).
         eval_test: also evaluate ``test_data`` at every evaluation (``test_loss``,
             ``test_acc`` in the history), for learning curves on the test set; it
@@ -136,22 +143,23 @@ class Trainer:
             ``'log'`` or ``'none'``.
         eval_batch_size: batch size for evaluation (default: max(batch_size, 256)).
         on_eval: called as ``on_eval(trainer, record)`` after each evaluation.
-        config: JSON-able settings of the run, saved in every checkpoint (so that
-            ``handgrad evaluate`` can rebuild the model from a checkpoint alone).
+        config: the run's manifest (JSON-able), saved in every checkpoint, so that
+            ``handgrad evaluate`` can rebuild the model from a checkpoint alone and
+            ``--resume`` can tell which run wrote it.
         workers: processes that share each training batch (see
             :mod:`handgrad.parallel`); 2 uses both cores of a 2-core machine. Models
-            with batch norm or dropout need 1.
+            with layers that draw random numbers or need whole-batch statistics need 1.
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
-                 config=None, train_eval_data=None, workers=1):
+                 config=None, train_eval_data=None, workers=1, eval_at_start=False):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         check_parallel(model, workers)
         self.workers = workers
-        self._parallel = None
+        self.net = model  # the model, or its DataParallel wrapper while fit() runs
         self.epochs = _positive("epochs", epochs)
         self.batch_size = _positive("batch_size", batch_size)
         if scheduler is not None and lr_decay is not None:
@@ -160,6 +168,7 @@ class Trainer:
             raise ValueError(f"Trainer: lr_decay must be in (0, 1], got {lr_decay!r}")
         self.scheduler, self.lr_decay = scheduler, lr_decay
         self.eval_every = None if eval_every is None else _positive("eval_every", eval_every)
+        self.eval_at_start = bool(eval_at_start)
         if not (isinstance(eval_train_fraction, (int, float)) and 0 < eval_train_fraction <= 1):
             raise ValueError(f"Trainer: eval_train_fraction must be in (0, 1], got {eval_train_fraction!r}")
         self.clip_grad_norm = None if clip_grad_norm is None else _positive("clip_grad_norm", clip_grad_norm, float)
@@ -172,13 +181,11 @@ class Trainer:
         self.on_eval = on_eval
         self.config = config
 
-        if hasattr(train_data, "state_dict") and hasattr(train_data, "__iter__"):
+        if isinstance(train_data, BatchSource):
             self.loader = train_data
             self.train_eval_data = None
         else:
             X, y = _check_data("train_data", train_data)
-            from ..data import DataLoader
-
             self.loader = DataLoader((X, y), batch_size, shuffle=True, drop_last=False, seed=seed)
             n = len(X)
             keep = max(1, int(round(eval_train_fraction * n)))
@@ -206,6 +213,7 @@ class Trainer:
         self.stopped_early = False
         self.test_accuracy = None
         self.test_loss = None
+        self.test_predictions = None
         self._epoch_start_loader_state = None
 
     # -- the loop ------------------------------------------------------------
@@ -217,6 +225,8 @@ class Trainer:
         elif self.seed is not None:
             backend.manual_seed(self.seed)
         self.model.train()
+        if self.eval_at_start and not self.history["eval"]:
+            self._eval_and_checkpoint()
         with DataParallel(self.model, self.loss, self.workers) as self._parallel:
             self._fit_epochs()
         self._parallel = None
@@ -225,8 +235,9 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.test_data is not None:
-            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size)
+            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True)
             self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
+            self.test_predictions = test["predictions"]
             self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
                                   f"accuracy {self.test_accuracy:.4f}")
         return self.history
@@ -236,15 +247,14 @@ class Trainer:
         while self.epoch < self.epochs and not self.stopped_early:
             if self.batch_in_epoch == 0:
                 self._epoch_start_loader_state = copy.deepcopy(self.loader.state_dict())
-                if hasattr(self.model, "carried_state"):
-                    self.model.carried_state = None  # the streams start again
+                self.model.reset_state()  # a stateful model's streams start again
             skip = self.batch_in_epoch
             self.progress.start_epoch(self.epoch, self.epochs, batches, skip)
             try:
                 for b, (xb, yb) in enumerate(self.loader):
                     if b < skip:
                         continue
-                    self._train_step(xb, yb)
+                    self._step(xb, yb)
                     self.batch_in_epoch = b + 1
                     if self._eval_due(len(xb)):
                         self._eval_and_checkpoint()
@@ -256,27 +266,20 @@ class Trainer:
                 break
             self._end_epoch()
 
-    def _train_step(self, xb, yb) -> None:
-        # overflow is detected right below and reported as TrainingDiverged
-        with np.errstate(over="ignore", invalid="ignore"):
-            self._forward_backward_step(xb, yb)
-
-    def _forward_backward_step(self, xb, yb) -> None:
+    def _step(self, x, y) -> None:
+        """One iteration of gradient descent on the batch (x, y)."""
         self.optimizer.zero_grad()
-        # model(xb), loss.forward, model.backward(loss.backward()): here, or shared by
-        # the worker processes (workers > 1)
-        value, finite = self._parallel.forward_backward(xb, yb)
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf are caught right below
+            value, finite = self._parallel.forward_backward(x, y)
         if not finite:
             self._diverged("the model output contains NaN or inf")
         if not math.isfinite(value):
             self._diverged(f"the loss is {value}")
         if self.clip_grad_norm is not None:
-            from ..optim import clip_grad_norm_
-
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         self.iteration += 1
-        self.samples += len(xb)
+        self.samples += len(x)
         self.history["iteration_loss"].append(value)
         self.progress.step(self.iteration, self.epoch, value, get_lr(self.optimizer))
 
@@ -367,7 +370,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "loader": self._epoch_start_loader_state,
-            "carried_state": getattr(self.model, "carried_state", None),
+            "carried_state": self.model.get_state() if self.model.carries_state else None,
             "rng": rng_state(),
             "best_model": self.best_state,
             "history": self.history,
@@ -397,8 +400,8 @@ class Trainer:
         if state["loader"] is not None:
             self.loader.load_state_dict(state["loader"])
         self._epoch_start_loader_state = state["loader"]
-        if state.get("carried_state") is not None:
-            self.model.carried_state = tuple(state["carried_state"])
+        if self.model.carries_state:
+            self.model.set_state(state["carried_state"])
         set_rng_state(state["rng"])
         self.best_state = state["best_model"]
         self.history = state["history"]

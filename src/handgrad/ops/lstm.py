@@ -1,0 +1,180 @@
+"""LSTM kernels (Hochreiter & Schmidhuber, 1997): one step, the naive loop, the fused sequence.
+
+    a[t] = x[t] W_ih^T + b_ih + h[t-1] W_hh^T + b_hh        (N, 4H), blocks (i, f, g, o)
+    i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);   g = tanh(a_g)
+    c[t] = f * c[t-1] + i * g
+    h[t] = o * tanh(c[t]),         h[-1] = h0,  c[-1] = c0
+
+Shapes: x (N, T, D), h0 and c0 (N, H), w_ih (4H, D), w_hh (4H, H), b_* (4H,), in
+PyTorch's layout. The state is the pair (h, c), so the output is the state after
+every step stacked, out (2, N, T, H): out[0] = h, out[1] = c.
+
+Backward, with dh[t] = dout[0, :, t] + (from step t+1) and dc[t] = dout[1, :, t] + (from step t+1):
+
+    dc[t]   += dh[t] * o * (1 - tanh(c[t])^2)
+    do = dh[t] * tanh(c[t]),  di = dc[t] * g,  dg = dc[t] * i,  df = dc[t] * c[t-1]
+    dc[t-1]  = dc[t] * f
+    da = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]          (N, 4H)
+    dh[t-1]  = da W_hh,   dx[t] = da W_ih
+    dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
+
+Backward returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).
+"""
+from __future__ import annotations
+
+from ..backend import array_module
+from .sequence import sigmoid, swap_nt, weight_grads
+
+
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh):
+    """One step. Shapes: x (N, D), h_prev and c_prev (N, H) -> out (2, N, H) = [h, c]."""
+    xp = array_module(x)
+    hid = h_prev.shape[1]
+    a = x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
+    i, f, o = sigmoid(a[:, :hid]), sigmoid(a[:, hid: 2 * hid]), sigmoid(a[:, 3 * hid:])
+    g = xp.tanh(a[:, 2 * hid: 3 * hid])
+    c = f * c_prev + i * g
+    h = o * xp.tanh(c)
+    return xp.stack([h, c]), (x, h_prev, c_prev, w_ih, w_hh, i, f, g, o, c)
+
+
+def lstm_step_backward(dout, cache):
+    """dout (2, N, H) = [dh, dc] -> (dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh);
+    the formulas are the module docstring's for one step."""
+    xp = array_module(dout)
+    x, h_prev, c_prev, w_ih, w_hh, i, f, g, o, c = cache
+    dh, dc = dout
+    tc = xp.tanh(c)
+    dc = dc + dh * o * (1 - tc * tc)
+    di, df, dg, do = dc * g, dc * c_prev, dc * i, dh * tc
+    da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1)
+    db = da.sum(axis=0)
+    return da @ w_ih, da @ w_hh, dc * f, da.T @ x, da.T @ h_prev, db, db.copy()
+
+
+def lstm_forward_naive(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """Reference: :func:`lstm_step_forward` once per time step. Returns (out (2, N, T, H), caches)."""
+    xp = array_module(x)
+    h, c, outs, caches = h0, c0, [], []
+    for t in range(x.shape[1]):
+        (h, c), cache = lstm_step_forward(x[:, t], h, c, w_ih, w_hh, b_ih, b_hh)
+        outs.append(xp.stack([h, c]))
+        caches.append(cache)
+    return xp.stack(outs, axis=2), caches
+
+
+def lstm_backward_naive(dout, caches):
+    """Reference: :func:`lstm_step_backward` from the last step to the first, carrying (dh, dc)."""
+    xp = array_module(dout)
+    dh, dc = xp.zeros_like(dout[:, :, 0])
+    dxs, dparams = [], None
+    for t in range(len(caches) - 1, -1, -1):
+        dx, dh, dc, *dp = lstm_step_backward(xp.stack([dout[0, :, t] + dh, dout[1, :, t] + dc]), caches[t])
+        dxs.append(dx)
+        dparams = dp if dparams is None else [a + b for a, b in zip(dparams, dp)]
+    return (xp.stack(dxs[::-1], axis=1), dh, dc, *dparams)
+
+
+def _internal_order(xp, hid):
+    """Row order taking PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): the three
+    sigmoid gates first, so that one slice covers them."""
+    return xp.concatenate([xp.arange(0, 2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)])
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """Fused :func:`lstm_forward_naive`.
+
+    Each step is one product a[t] = [x[t], 1, h[t-1]] W^T with W = [W_ih, b, W_hh]
+    (the bias rides along as an input column of ones), written gate-major (4, N, H)
+    so that every gate is one contiguous block. The rows [x[t], 1, h[t-1]] of all
+    steps live in one array, which the backward pass reuses for all weight
+    gradients in one product. The gates are reordered to (i, f, o, g) and the
+    sigmoid rows of W halved, so one tanh covers the whole block, after which the
+    first three gates become sigmoids by sigmoid(a) = (1 + tanh(a / 2)) / 2.
+    """
+    xp = array_module(x)
+    n, steps, d = x.shape
+    hid = w_hh.shape[1]
+    order = _internal_order(xp, hid)
+    w = xp.concatenate([w_ih, (b_ih + b_hh)[:, None], w_hh], axis=1)[order]
+    half = xp.ones((4 * hid, 1), dtype=w.dtype)
+    half[: 3 * hid] = 0.5
+    # (4, D + 1 + H, H): one (D + 1 + H, H) block per gate
+    w_gates = xp.ascontiguousarray((w * half).reshape(4, hid, -1).transpose(0, 2, 1))
+    # rows[t] = [x[t], 1, h[t-1]]; the last slot holds only the final h (its x part is unused)
+    rows = xp.empty((steps + 1, n, d + 1 + hid), dtype=x.dtype)
+    rows[:steps, :, :d] = x.transpose(1, 0, 2)
+    rows[:, :, d] = 1
+    rows[0, :, d + 1:] = h0
+    hs = rows[:, :, d + 1:]
+    # slot 0 holds the initial cell state, slot t + 1 the state after step t
+    cs = xp.empty((steps + 1, n, hid), dtype=x.dtype)
+    cs[0] = c0
+    tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
+    acts = xp.empty((steps, 4, n, hid), dtype=x.dtype)
+    ig = xp.empty((n, hid), dtype=x.dtype)
+    for t in range(steps):
+        a = acts[t]
+        xp.matmul(rows[t], w_gates, out=a)
+        xp.tanh(a, out=a)
+        a[:3] += 1
+        a[:3] *= 0.5
+        i, f, o, g = a
+        xp.multiply(f, cs[t], out=cs[t + 1])
+        xp.multiply(i, g, out=ig)
+        cs[t + 1] += ig
+        xp.tanh(cs[t + 1], out=tanh_cs[t])
+        xp.multiply(o, tanh_cs[t], out=hs[t + 1])
+    out = xp.empty((2, n, steps, hid), dtype=x.dtype)
+    out[0] = hs[1:].transpose(1, 0, 2)
+    out[1] = cs[1:].transpose(1, 0, 2)
+    return out, (rows, w, order, acts, cs, tanh_cs)
+
+
+def lstm_backward(dout, cache):
+    """Fused :func:`lstm_backward_naive`: one product da[t] W_hh per step, written into a
+    stacked (T, N, 4H) array of gate gradients whose one product with the forward rows
+    [x[t], 1, h[t-1]] gives every weight and bias gradient. The weight gradients come
+    back in PyTorch's (i, f, g, o) layout."""
+    rows, w, order, acts, cs, tanh_cs = cache
+    xp = array_module(rows)
+    steps, n, hid = tanh_cs.shape
+    d = rows.shape[2] - hid - 1
+    w_hh = xp.ascontiguousarray(w[:, d + 1:])
+    da = xp.empty((steps, n, 4 * hid), dtype=rows.dtype)
+    dh = xp.zeros((n, hid), dtype=rows.dtype)
+    dc = xp.zeros((n, hid), dtype=rows.dtype)
+    tmp = xp.empty((n, hid), dtype=rows.dtype)
+    slopes = xp.empty((4, n, hid), dtype=rows.dtype)
+    d_out = xp.empty_like(slopes)
+    for t in range(steps - 1, -1, -1):
+        dh += dout[0, :, t]
+        dc += dout[1, :, t]
+        a, tc = acts[t], tanh_cs[t]
+        i, f, o, g = a
+        # dc += dh o (1 - tanh(c)^2)
+        xp.multiply(tc, tc, out=tmp)
+        xp.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        # gradients of the gate outputs (di, df, do, dg), gate-major and contiguous
+        xp.multiply(dc, g, out=d_out[0])
+        xp.multiply(dc, cs[t], out=d_out[1])
+        xp.multiply(dh, tc, out=d_out[2])
+        xp.multiply(dc, i, out=d_out[3])
+        dc *= f
+        # s (1 - s) for the sigmoid gates, 1 - g^2 for g
+        xp.subtract(1, a, out=slopes)
+        slopes[:3] *= a[:3]
+        xp.add(1, g, out=tmp)
+        slopes[3] *= tmp
+        # da[t] (N, 4H) seen as (4, N, H), written once
+        xp.multiply(d_out, slopes, out=da[t].reshape(n, 4, hid).transpose(1, 0, 2))
+        xp.matmul(da[t], w_hh, out=dh)
+    flat = da.reshape(-1, 4 * hid)
+    inverse = xp.argsort(order)
+    dw = weight_grads(da, rows[:-1])[inverse]
+    dx = (flat @ w[:, :d]).reshape(steps, n, d)
+    db = dw[:, d]
+    return swap_nt(dx), dh, dc, dw[:, :d], dw[:, d + 1:], db, db.copy()
