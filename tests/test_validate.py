@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from handgrad.validate import check_labels, is_number, positive_int, positive_number
+from handgrad.validate import check_labels, fraction, is_fraction, is_number, positive_int, positive_number
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3)])
@@ -44,3 +44,14 @@ def test_check_labels_without_a_class_count_checks_the_lower_bound_only():
     check_labels(np.array([0, 10**6]), None, "metric: y_true")
     with pytest.raises(ValueError, match="metric: y_true must be >= 0, got -3"):
         check_labels(np.array([2, -3]), None, "metric: y_true")
+
+
+def test_fraction_intervals():
+    assert fraction(0, "p") == 0.0 and fraction(1, "p") == 1.0 and fraction(np.float32(0.5), "p") == 0.5
+    assert not is_fraction(0, low_open=True) and not is_fraction(1, high_open=True) and is_fraction(0.5, True, True)
+    for value, kw, interval in [(1.0, {"high_open": True}, r"\[0, 1\)"), (0, {"low_open": True}, r"\(0, 1\]"),
+                                (-0.1, {}, r"\[0, 1\]"), (1, {"low_open": True, "high_open": True}, r"\(0, 1\)")]:
+        with pytest.raises(ValueError, match=rf"Layer: p must be in {interval}, got {value!r}"):
+            fraction(value, "Layer: p", **kw)
+    for bad in (math.nan, True, "0.5", None):
+        assert not is_fraction(bad)

@@ -1,4 +1,4 @@
-"""The package's value checks: positive sizes and hyper-parameters, class labels.
+"""The package's value checks: positive sizes and hyper-parameters, fractions, class labels.
 
 Each check raises one clear line that starts with ``what`` (the caller names
 itself and the argument, e.g. ``"Linear: in_features"``), then says what was
@@ -35,6 +35,20 @@ def positive_number(value, what: str):
     if not (is_number(value) and value > 0):
         raise ValueError(f"{what} must be a positive number, got {value!r}")
     return value
+
+
+def is_fraction(value, low_open: bool = False, high_open: bool = False) -> bool:
+    """A number in the unit interval: [0, 1], without 0 when ``low_open``, without 1 when ``high_open``."""
+    return is_number(value) and (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+
+
+def fraction(value, what: str, *, low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a float if :func:`is_fraction`, else raise ValueError
+    ``"{what} must be in [0, 1), got {value!r}"`` (the interval as asked)."""
+    if not is_fraction(value, low_open, high_open):
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ValueError(f"{what} must be in {interval}, got {value!r}")
+    return float(value)
 
 
 def check_labels(labels, num_classes: int | None, what: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..backend import get_rng
 from ..ops import dropout2d_forward, dropout_backward, dropout_forward
+from ..validate import fraction
 from .module import Module
 from .validate import check_rank
 
@@ -17,9 +18,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"{type(self).__name__}: p must be in [0, 1), got {p}")
-        self.p = p
+        self.p = fraction(p, f"{type(self).__name__}: p", high_open=True)
         # None: draw from the global generator at call time, so manual_seed() applies
         self._rng = None if rng is None else get_rng(rng)
 
