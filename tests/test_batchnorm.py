@@ -108,7 +108,7 @@ def test_batchnorm_bad_input():
         nn.BatchNorm1d(3)(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match=r"BatchNorm1d: num_features must be a positive int"):
         nn.BatchNorm1d(0)
-    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\] or None"):
+    with pytest.raises(ValueError, match=r"BatchNorm2d: momentum must be in \[0, 1\], got 2"):
         nn.BatchNorm2d(3, momentum=2)
 
 

@@ -122,7 +122,9 @@ def test_stateful_model_carries_state_between_batches_and_resets():
     np.testing.assert_allclose(model(x), expected)
     model.reset_state()
     np.testing.assert_allclose(model(x), first)  # reset_state() forgot it
-    np.testing.assert_allclose(model(x[:1]), first[:1])  # a new batch size starts from zeros
+    # a new batch size starts from zeros; a row of a batch of 1 against the same row of a batch of 2 goes
+    # through differently shaped float32 products, which BLAS may sum in another order: eps-scale tolerance
+    np.testing.assert_allclose(model(x[:1]), first[:1], rtol=1e-5, atol=1e-6)
 
 
 def test_training_on_a_slice_of_shakespeare_lowers_validation_loss():

@@ -3,7 +3,9 @@ import pytest
 
 import handgrad
 from handgrad.models import get_model
-from handgrad.models.augment import RandomShiftFlip
+from handgrad.gradcheck import check_op
+from handgrad.nn import RandomShiftFlip
+from handgrad.ops.augment import shift_flip_backward, shift_flip_forward
 
 
 def test_cnn_is_under_100k_parameters_and_maps_images_to_logits():
@@ -45,3 +47,22 @@ def test_shift_flip_is_the_identity_in_eval_mode():
     layer = RandomShiftFlip().eval()
     x = np.ones((2, 1, 4, 4))
     assert layer(x) is x and layer.backward(x) is x
+
+
+def test_shift_flip_kernel_passes_the_finite_difference_check():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 2, 5, 6))
+    flips = np.array([True, False, True, False])
+    rows, cols = np.array([0, -2, 1, 6]), np.array([3, 0, -1, -2])  # the last row offset moves the image out
+    errors = check_op(shift_flip_forward, shift_flip_backward, {"x": x, "flips": flips, "rows": rows, "cols": cols})
+    assert errors["x"] < 1e-9
+
+
+def test_shift_flip_kernel_follows_the_formula():
+    x = np.arange(2 * 1 * 3 * 4, dtype=np.float64).reshape(2, 1, 3, 4)
+    out, _ = shift_flip_forward(x, np.array([False, True]), np.array([1, 0]), np.array([0, -1]))
+    # out[n, c, i, j] = x'[n, c, i + a_n, j + b_n], 0 outside; x' = x[..., ::-1] when flipped
+    expected = np.zeros_like(x)
+    expected[0, 0, :2] = x[0, 0, 1:]
+    expected[1, 0, :, 1:] = x[1, 0, :, ::-1][:, :3]
+    np.testing.assert_array_equal(out, expected)

@@ -61,9 +61,9 @@ def test_schedule_state_dict_round_trip(name, cfg, data):
 
 def test_schedule_errors():
     opt, _ = pair(0.1)
-    with pytest.raises(ValueError, match="invalid step_size: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match="StepLR: step_size must be a positive integer, got 0"):
         optim.StepLR(opt, step_size=0)
-    with pytest.raises(ValueError, match="invalid T_max"):
+    with pytest.raises(ValueError, match="CosineAnnealingLR: T_max must be a positive integer"):
         optim.CosineAnnealingLR(opt, T_max=2.5)
     with pytest.raises(ValueError, match="invalid gamma"):
         optim.ExponentialLR(opt, gamma=-0.5)

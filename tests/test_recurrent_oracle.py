@@ -198,7 +198,7 @@ def test_bad_sizes_and_ids_get_clear_errors():
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match=r"Embedding: token ids must be in \[0, 5\), got 5"):
         nn.Embedding(5, 2)(np.array([[0, 5]]))
-    with pytest.raises(TypeError, match="Embedding: expected integer token ids"):
+    with pytest.raises(TypeError, match="Embedding: token ids must be integers"):
         nn.Embedding(5, 2)(np.array([0.5]))
     with pytest.raises(ValueError, match=r"TemporalCrossEntropyLoss: expected logits of shape \(N, T, C\)"):
         nn.TemporalCrossEntropyLoss()(np.zeros((2, 3), np.float32), np.zeros(2, int))

@@ -281,9 +281,9 @@ def test_report_draws_curves_per_setting_a_facet_grid_and_a_comparison(tmp_path)
 
 
 def test_without_matplotlib_the_report_has_its_tables_and_says_what_to_install(tmp_path, monkeypatch):
-    from handgrad.sweep import figures
+    from handgrad import plots
 
-    monkeypatch.setattr(figures, "matplotlib_missing", lambda: True)
+    monkeypatch.setattr(plots, "can_plot", lambda: False)
     run_sweep(SPEC, tmp_path, fit)
     assert not (tmp_path / "curves").exists() and (tmp_path / "results.md").is_file()
     assert 'need matplotlib: pip install "handgrad[plots]"' in html.unescape((tmp_path / "index.html").read_text())

@@ -223,6 +223,7 @@ def library_cases() -> list:
         GradCase("BatchNorm2d train", lambda: nn.BatchNorm2d(2), lambda rng: rng.uniform(-2, 2, (3, 2, 2, 3))),
         GradCase("BatchNorm2d eval", lambda: nn.BatchNorm2d(2), (3, 2, 2, 3), train=False),
         GradCase("Dropout2d p=0.5 train", lambda: nn.Dropout2d(0.5), (3, 4, 2, 2)),
+        GradCase("RandomShiftFlip shift=2 train", lambda: nn.RandomShiftFlip(2), (4, 2, 5, 6)),
         GradCase("Sequential MLP", lambda: nn.Sequential(
             nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)), (5, 4)),
         GradCase("CrossEntropyLoss labels mean", nn.CrossEntropyLoss, (6, 4), labels(6, 4)),

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import to_numpy
+from .validate import check_labels
 
 
-def _labels(fn: str, y_true, y_pred):
+def _labels(fn: str, y_true, y_pred, num_classes=None):
     y_true, y_pred = np.asarray(to_numpy(y_true)), np.asarray(to_numpy(y_pred))
     if y_pred.ndim == y_true.ndim + 1:
         if y_pred.shape[:-1] != y_true.shape:
@@ -36,10 +37,7 @@ def _labels(fn: str, y_true, y_pred):
     elif y_pred.shape != y_true.shape:
         raise ValueError(f"{fn}: y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{fn}: {name} must hold integer class labels, got dtype {y.dtype}")
-        if y.size and y.min() < 0:
-            raise ValueError(f"{fn}: {name} has a negative label {y.min()}")
+        check_labels(y, num_classes, f"{fn}: {name}")
     return y_true.ravel(), y_pred.ravel()
 
 
@@ -54,11 +52,8 @@ def accuracy(y_true, y_pred) -> float:
 def confusion_matrix(y_true, y_pred, num_classes=None) -> np.ndarray:
     """``M[i, j]`` = number of samples of true class i predicted as class j,
     an int64 (C, C) array; C is ``num_classes`` or the largest label + 1."""
-    y_true, y_pred = _labels("confusion_matrix", y_true, y_pred)
-    largest = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
-    c = largest if num_classes is None else int(num_classes)
-    if largest > c:
-        raise ValueError(f"confusion_matrix: label {largest - 1} out of range for num_classes={c}")
+    y_true, y_pred = _labels("confusion_matrix", y_true, y_pred, num_classes)
+    c = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1 if num_classes is None else int(num_classes)
     return np.bincount(y_true * c + y_pred, minlength=c * c).reshape(c, c).astype(np.int64)
 
 

@@ -43,6 +43,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_file
+from .validate import fraction
 
 EVAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 X_AXES = ("epoch", "iteration", "samples")
@@ -57,6 +58,17 @@ _METRIC_LABELS = {
     "test_acc": "test accuracy",
 }
 _RED = "#d62728"
+
+NO_MATPLOTLIB = 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")'
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed; without it a run or a sweep writes everything but the figures."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # -- figures and files -----------------------------------------------------
@@ -98,8 +110,7 @@ def smooth(values, smoothing: float = 0.9) -> np.ndarray:
 
     The correction removes the pull towards the initial 0 in the first steps.
     """
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smooth: smoothing must be in [0, 1), got {smoothing}")
+    fraction(smoothing, "smooth: smoothing", high_open=True)
     values = np.asarray(values, dtype=np.float64)
     out = np.empty_like(values)
     s = 0.0

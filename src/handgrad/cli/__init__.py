@@ -10,7 +10,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("train", "evaluate", "predict", "generate", "summary", "gradcheck", "sweep", "export")
+COMMANDS = ("train", "evaluate", "predict", "generate", "summary", "shape", "gradcheck", "sweep", "export")
 
 
 class UsageError(Exception):

@@ -52,7 +52,8 @@ def predict_batched(model, X, batch_size: int):
 
 
 def run(args) -> int:
-    from ..train.report import NO_MATPLOTLIB, can_plot, write_evaluation
+    from ..plots import NO_MATPLOTLIB, can_plot
+    from ..train.report import write_evaluation
     from ..train.restore import load_trained
 
     if args.batch_size <= 0:

@@ -99,7 +99,7 @@ def run(args) -> int:
 
 def _train(config, out: Path, args) -> int:
     from ..train import TrainingDiverged, train_from_config
-    from ..train.report import NO_MATPLOTLIB, can_plot
+    from ..plots import NO_MATPLOTLIB, can_plot
 
     try:
         result = train_from_config(config, out_dir=out, quiet=args.quiet, resume=args.resume)

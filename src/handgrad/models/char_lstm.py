@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import array_module, get_rng, to_numpy
 from ..nn import LSTM, Embedding, Linear, Stateful
+from ..validate import positive_int
 
 
 class CharLSTM(Stateful):
@@ -129,6 +130,5 @@ def char_lstm(vocab_size: int = 65, hidden_size: int = 256, num_layers: int = 1,
     the default vocabulary size is that of the tiny-Shakespeare corpus."""
     for key, value in (("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
                        ("embedding_dim", embedding_dim)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"char_lstm: {key} must be a positive integer, got {value!r}")
+        positive_int(value, f"char_lstm: {key}")
     return CharLSTM(vocab_size, hidden_size, num_layers, embedding_dim, stateful, rng=rng)

@@ -26,8 +26,7 @@ with flips and shifts of 2 pixels it underfits in that time (test 0.912).
 from __future__ import annotations
 
 from ..backend import get_rng
-from ..nn import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
-from .augment import RandomShiftFlip
+from ..nn import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, RandomShiftFlip, ReLU, Sequential
 
 
 def cnn(num_classes: int = 10, input_shape=(1, 28, 28), widths=(16, 32, 64), hidden: int = 96,

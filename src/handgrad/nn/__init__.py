@@ -1,14 +1,14 @@
 """Layers with the PyTorch-like object API: each owns Parameters and calls one kernel."""
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .dropout import Dropout, Flatten
+from .augment import RandomShiftFlip
+from .dropout import Dropout, Dropout2d
+from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter, Sequential, Stateful
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RNN, AttentionRNN, GatedRNN
 from .temporal_loss import TemporalCrossEntropyLoss
-from . import functional
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv1d, Conv2d
-from .dropout import Dropout2d
 from .pool import AvgPool2d, MaxPool1d, MaxPool2d

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import array_module, get_default_dtype
 from ..ops import batch_norm_backward, batch_norm_forward
+from ..validate import fraction, positive_int, positive_number
 from .module import Module, Parameter
 from .validate import check_channels, check_rank
 
@@ -32,12 +33,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True, dtype=None):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(num_features, int) or num_features <= 0:
-            raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
-        if eps <= 0:
-            raise ValueError(f"{name}: eps must be positive, got {eps}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        positive_int(num_features, f"{name}: num_features")
+        positive_number(eps, f"{name}: eps")
+        if momentum is not None:
+            fraction(momentum, f"{name}: momentum")
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
         dtype = dtype or get_default_dtype()
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None

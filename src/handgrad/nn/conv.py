@@ -6,7 +6,8 @@ import math
 from .. import init
 from ..backend import get_default_dtype
 from ..ops import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
-from .functional import output_sizes, resolve_padding
+from ..shapes import output_sizes, resolve_padding
+from ..validate import positive_int
 from .module import Module, Parameter
 from .validate import check_channels, check_rank
 
@@ -53,14 +54,12 @@ class _ConvNd(Module):
                  input_grad=True, rng=None, dtype=None):
         super().__init__()
         name, n = type(self).__name__, self.ndim
-        if not (isinstance(in_channels, int) and in_channels > 0 and isinstance(out_channels, int) and out_channels > 0):
-            raise ValueError(f"{name}: in_channels and out_channels must be positive ints, got {in_channels}, {out_channels}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
+        self.in_channels = positive_int(in_channels, f"{name}: in_channels")
+        self.out_channels = positive_int(out_channels, f"{name}: out_channels")
+        self.groups = positive_int(groups, f"{name}: groups")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = int_tuple(name, "kernel_size", kernel_size, n, 1)
         self.stride = int_tuple(name, "stride", stride, n, 1)
         self.padding = padding_arg(name, padding, n)

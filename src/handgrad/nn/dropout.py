@@ -1,8 +1,9 @@
-"""Dropout, Dropout2d and Flatten."""
+"""Dropout and Dropout2d."""
 from __future__ import annotations
 
 from ..backend import get_rng
 from ..ops import dropout2d_forward, dropout_backward, dropout_forward
+from ..validate import fraction
 from .module import Module
 from .validate import check_rank
 
@@ -17,9 +18,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"{type(self).__name__}: p must be in [0, 1), got {p}")
-        self.p = p
+        self.p = fraction(p, f"{type(self).__name__}: p", high_open=True)
         # None: draw from the global generator at call time, so manual_seed() applies
         self._rng = None if rng is None else get_rng(rng)
 
@@ -48,13 +47,3 @@ class Dropout2d(Dropout):
         check_rank(self, x, (3, 4), "(N, C, L) or (N, C, H, W)")
         return super().forward(x)
 
-
-class Flatten(Module):
-    """Reshape (N, d_1, ..., d_k) to (N, d_1 * ... * d_k); backward reshapes back."""
-
-    def forward(self, x):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dout):
-        return dout.reshape(self._shape)

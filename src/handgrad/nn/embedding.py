@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..backend import array_module, get_default_dtype, get_rng
 from ..ops.embedding import embedding_backward, embedding_forward
+from ..validate import check_labels, positive_int
 from .module import Module, Parameter
 
 
@@ -18,10 +19,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, rng=None, dtype=None):
         super().__init__()
-        for key, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Embedding: {key} must be a positive integer, got {value!r}")
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.num_embeddings = positive_int(num_embeddings, "Embedding: num_embeddings")
+        self.embedding_dim = positive_int(embedding_dim, "Embedding: embedding_dim")
         weight = get_rng(rng).standard_normal((num_embeddings, embedding_dim))
         self.weight = Parameter(weight.astype(dtype or get_default_dtype()))
 
@@ -30,11 +29,7 @@ class Embedding(Module):
         idx = xp.asarray(idx)
         if idx.dtype.kind == "f" and bool((idx == xp.round(idx)).all()):
             idx = idx.astype(xp.int64)  # whole numbers stored as floats, e.g. a zero probe input
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"Embedding: expected integer token ids, got dtype {idx.dtype} with non-integer values")
-        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
-            bad = idx[(idx < 0) | (idx >= self.num_embeddings)]
-            raise ValueError(f"Embedding: token ids must be in [0, {self.num_embeddings}), got {int(bad[0])}")
+        check_labels(idx, self.num_embeddings, "Embedding: token ids")
         out, self._cache = embedding_forward(idx, self.weight.data)
         return out
 

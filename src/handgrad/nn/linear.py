@@ -6,6 +6,7 @@ import math
 from .. import init
 from ..backend import get_default_dtype
 from ..ops import linear_backward, linear_forward
+from ..validate import positive_int
 from .module import Module, Parameter
 from .validate import check_features, check_min_rank
 
@@ -25,9 +26,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, input_grad: bool = True,
                  rng=None, dtype=None):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}")
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = positive_int(in_features, "Linear: in_features")
+        self.out_features = positive_int(out_features, "Linear: out_features")
         self.input_grad = bool(input_grad)
         dtype = dtype or get_default_dtype()
         bound = 1.0 / math.sqrt(in_features)

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..ops import mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..validate import check_labels
 from .module import Module
-
-_REDUCTIONS = ("mean", "sum")
-
-
-def _check_reduction(loss, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{type(loss).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}")
-
-
-def _check_finite(loss, name, x):
-    if not bool(array_module(x).isfinite(x).all()):
-        raise ValueError(f"{type(loss).__name__}: {name} contain NaN or inf")
+from .validate import check_finite, check_reduction
 
 
 class CrossEntropyLoss(Module):
@@ -29,7 +19,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        _check_reduction(self, reduction)
+        check_reduction(self, reduction)
         self.reduction = reduction
 
     def forward(self, logits, target) -> float:
@@ -37,19 +27,15 @@ class CrossEntropyLoss(Module):
         if logits.ndim != 2:
             raise ValueError(f"{name}: expected logits of shape (N, C), got shape {tuple(logits.shape)}")
         n, c = logits.shape
-        _check_finite(self, "logits", logits)
+        check_finite(self, "logits", logits)
         xp = array_module(logits)
         target = xp.asarray(target)
         if target.ndim == 1:
-            if target.dtype.kind not in "iu":
-                raise TypeError(f"{name}: class labels must be integers, got dtype {target.dtype}")
             if target.shape[0] != n:
                 raise ValueError(f"{name}: {n} logits rows but {target.shape[0]} labels")
-            if n and (int(target.min()) < 0 or int(target.max()) >= c):
-                bad = target[(target < 0) | (target >= c)]
-                raise ValueError(f"{name}: labels must be in [0, {c}), got {int(bad[0])}")
+            check_labels(target, c, f"{name}: labels")
         elif target.shape == logits.shape:
-            _check_finite(self, "targets", target)
+            check_finite(self, "targets", target)
             target = target.astype(logits.dtype, copy=False)
         else:
             raise ValueError(
@@ -71,7 +57,7 @@ class MSELoss(Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        _check_reduction(self, reduction)
+        check_reduction(self, reduction)
         self.reduction = reduction
 
     def forward(self, x, target) -> float:
@@ -79,7 +65,7 @@ class MSELoss(Module):
         target = xp.asarray(target, dtype=x.dtype)
         if target.shape != x.shape:
             raise ValueError(f"MSELoss: input shape {tuple(x.shape)} and target shape {tuple(target.shape)} differ")
-        _check_finite(self, "inputs", x)
+        check_finite(self, "inputs", x)
         loss, self._cache = mse_forward(x, target, self.reduction)
         return float(loss)
 

@@ -5,8 +5,8 @@ from ..ops import (
     avg_pool2d_backward, avg_pool2d_forward, max_pool1d_backward, max_pool1d_forward,
     max_pool2d_backward, max_pool2d_forward,
 )
+from ..shapes import output_sizes, resolve_padding
 from .conv import int_tuple, padding_arg
-from .functional import output_sizes, resolve_padding
 from .module import Module
 from .validate import check_rank
 

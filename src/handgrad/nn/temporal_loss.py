@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..ops import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..validate import check_labels
 from .module import Module
+from .validate import check_finite, check_reduction
 
 
 class TemporalCrossEntropyLoss(Module):
@@ -22,8 +24,7 @@ class TemporalCrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"TemporalCrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
+        check_reduction(self, reduction)
         self.reduction = reduction
 
     def forward(self, logits, target, mask=None) -> float:
@@ -35,13 +36,8 @@ class TemporalCrossEntropyLoss(Module):
         target = xp.asarray(target)
         if target.shape != (n, steps):
             raise ValueError(f"{name}: expected targets of shape (N, T) = {(n, steps)}, got {tuple(target.shape)}")
-        if target.dtype.kind not in "iu":
-            raise TypeError(f"{name}: targets must be integer class ids, got dtype {target.dtype}")
-        if target.size and (int(target.min()) < 0 or int(target.max()) >= c):
-            bad = target[(target < 0) | (target >= c)]
-            raise ValueError(f"{name}: targets must be in [0, {c}), got {int(bad[0])}")
-        if not bool(xp.isfinite(logits).all()):
-            raise ValueError(f"{name}: logits contain NaN or inf")
+        check_labels(target, c, f"{name}: targets")
+        check_finite(self, "logits", logits)
         flat_logits, flat_target = logits.reshape(n * steps, c), target.reshape(-1)
         if mask is not None:
             mask = xp.asarray(mask, dtype=bool)

@@ -1,7 +1,11 @@
-"""Input checks shared by the layers: each error names the layer, what it expected and what it got."""
+"""Input checks shared by the layers and losses: each error names the layer, what it
+expected and what it got. Checks of plain values (positive sizes, class labels) are
+in :mod:`handgrad.validate`."""
 from __future__ import annotations
 
 import math
+
+from ..backend import array_module
 
 
 def check_rank(layer, x, ranks, layout: str) -> None:
@@ -33,3 +37,14 @@ def check_channels(layer, x, expected: int) -> None:
         raise ValueError(
             f"{type(layer).__name__}: expected {expected} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
         )
+
+
+def check_reduction(loss, reduction) -> None:
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{type(loss).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def check_finite(layer, name: str, x) -> None:
+    """Raise ValueError if ``x`` holds NaN or inf (``name``: what x is, e.g. "logits")."""
+    if not bool(array_module(x).isfinite(x).all()):
+        raise ValueError(f"{type(layer).__name__}: {name} contain NaN or inf")

@@ -5,6 +5,7 @@ from .activations import (
     relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, softmax_backward,
     softmax_forward, tanh_backward, tanh_forward,
 )
+from .augment import shift_flip_backward, shift_flip_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .losses import (

@@ -60,6 +60,7 @@ Conv1d is Conv2d on (N, C, 1, L) inputs with (F, Cg, 1, K) kernels.
 from __future__ import annotations
 
 from ..backend import array_module
+from ..shapes import output_sizes
 
 
 class _Geometry:
@@ -70,8 +71,7 @@ class _Geometry:
         (top, bottom), (left, right) = padding
         n, c, h, w = x_shape
         hp, wp = h + top + bottom, w + left + right
-        self.oh = (hp - dh * (kh - 1) - 1) // sh + 1
-        self.ow = (wp - dw * (kw - 1) - 1) // sw + 1
+        self.oh, self.ow = output_sizes((h, w), kernel, stride, padding, dilation)
         # widen the padded rows to a multiple of sw, so stepping sw along the flat
         # image moves one output column and R steps move sh rows down
         self.width = wp + (-wp) % sw

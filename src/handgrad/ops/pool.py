@@ -28,6 +28,7 @@ strided slice: no loops over pixels, no np.add.at.
 from __future__ import annotations
 
 from ..backend import array_module
+from ..shapes import output_sizes
 
 
 def _pad(x, padding, value=0):
@@ -42,11 +43,6 @@ def _pad(x, padding, value=0):
 def _unpad(x, padding):
     (top, bottom), (left, right) = padding
     return x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
-
-
-def _out_hw(shape, kernel, stride, padding):
-    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel, stride, padding
-    return (shape[2] + top + bottom - kh) // sh + 1, (shape[3] + left + right - kw) // sw + 1
 
 
 def _window_slice(axis, offset, stride, n_out):
@@ -105,7 +101,7 @@ def max_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
     """
     xp = array_module(x)
     (kh, kw), (sh, sw) = kernel, stride
-    oh, ow = _out_hw(x.shape, kernel, stride, padding)
+    oh, ow = output_sizes(x.shape[2:], kernel, stride, padding, (1, 1))
     xpad = _pad(x, padding, value=-xp.inf)
     row_max, col_arg = _max_along(xpad, 3, kw, sw, ow)
     out, row_arg = _max_along(row_max, 2, kh, sh, oh)
@@ -143,7 +139,7 @@ def avg_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
     """out[n, c, i, j] = mean of the (KH, KW) window at (sh*i, sw*j) of the zero-padded input,
     summed along rows and then down columns (KH + KW passes)."""
     (kh, kw), (sh, sw) = kernel, stride
-    oh, ow = _out_hw(x.shape, kernel, stride, padding)
+    oh, ow = output_sizes(x.shape[2:], kernel, stride, padding, (1, 1))
     xpad = _pad(x, padding)
     out = _sum_along(_sum_along(xpad, 3, kw, sw, ow), 2, kh, sh, oh)
     out *= x.dtype.type(1.0 / (kh * kw))

@@ -15,13 +15,8 @@ from __future__ import annotations
 
 import math
 
+from ..validate import positive_int
 from .optimizer import Optimizer, check_hyper
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"invalid {name}: expected a positive integer, got {value!r}")
-    return value
 
 
 class LRScheduler:
@@ -82,7 +77,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
         super().__init__(optimizer)
-        self.step_size = _check_positive_int("step_size", step_size)
+        self.step_size = positive_int(step_size, "StepLR: step_size")
         self.gamma = check_hyper("gamma", gamma)
 
     def lr_at(self, epoch):
@@ -113,7 +108,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
         super().__init__(optimizer)
-        self.T_max = _check_positive_int("T_max", T_max)
+        self.T_max = positive_int(T_max, "CosineAnnealingLR: T_max")
         self.eta_min = check_hyper("eta_min", eta_min)
 
     def lr_at(self, epoch):

@@ -25,16 +25,14 @@ before training starts, not between steps.
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 from ..backend import array_module, to_numpy
 from ..nn.module import Parameter
+from ..validate import is_number
 
 
 def check_hyper(name: str, value, low: float = 0.0, high: float | None = None, high_open: bool = False) -> float:
     """Return ``value`` as a float if ``low <= value`` (and ``value <= high`` / ``< high``), else raise ValueError."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+    ok = is_number(value) and value >= low
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:

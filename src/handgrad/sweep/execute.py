@@ -32,18 +32,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from ..atomic import atomic_file
-
 TRACEBACK_FRAMES = 6
-
-
-def write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON to ``path`` atomically, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=True)
-        f.write("\n")
 
 
 def read_json(path: Path):

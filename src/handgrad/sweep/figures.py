@@ -9,7 +9,6 @@ arranged in one grid: a row per facet value, a column per setting in it.
 """
 from __future__ import annotations
 
-import importlib.util
 
 CURVE_METRICS = (("train_acc", "train", "C0"), ("val_acc", "validation", "C1"), ("test_acc", "test", "C2"))
 LOSS_METRICS = (("train_loss", "train", "C0"), ("val_loss", "validation", "C1"))
@@ -98,10 +97,6 @@ def facet_figure(out_dir, groups: dict, results: list, keys: list, label) -> tup
         return None
     save_figure(fig, out_dir / "curves" / "facets.png")
     return "curves/facets.png", f"learning curves by {' / '.join(keys)} (mean ± std over seeds)"
-
-
-def matplotlib_missing() -> bool:
-    return importlib.util.find_spec("matplotlib") is None
 
 
 def compare_figure(out_dir, rows: list, results: list, metric: str, label) -> tuple:

@@ -36,15 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_file
+from ..atomic import write_json, write_text
+from ..htmlpage import write_page
+from .. import plots
 from . import figures
-from .execute import write_json
 from .runner import load_runs
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_file(path, "w") as f:
-        f.write(text)
 
 
 def fmt(value) -> str:
@@ -209,17 +205,11 @@ def html_table(header: list, body: list) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
-       "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
-       "img{max-width:100%}pre{background:#f8f8f8;padding:.6em;overflow-x:auto}.best{background:#eef8ee;padding:.6em}")
-
-
-def index_html(sweep: dict, rows: list, best: dict | None, facets, images: list, notes: list, errors: list) -> str:
+def index_body(sweep: dict, rows: list, best: dict | None, facets, images: list, notes: list, errors: list) -> str:
+    """The body of ``index.html`` (its title is the sweep's name)."""
     spec = sweep["spec"].get("sweep", {})
-    title = html.escape(spec.get("name", "handgrad sweep"))
     finished = sum(len(r["seeds"]) for r in rows)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body>",
-             f"<h1>{title}</h1>"]
+    parts = []
     if spec.get("description"):
         parts.append(f"<p>{html.escape(spec['description'])}</p>")
     parts.append(f"<p>{len(sweep['runs'])} runs ({len(rows)} settings); {finished} finished, {len(errors)} failed. "
@@ -246,7 +236,6 @@ def index_html(sweep: dict, rows: list, best: dict | None, facets, images: list,
         parts.append("<h2>Failed runs</h2>")
         parts += [f"<details><summary>{html.escape(e['run_id'])} ({html.escape(label(e['overrides']))}, seed {e['seed']}): "
                   f"{html.escape(e['error'])}</summary><pre>{html.escape(e['traceback'])}</pre></details>" for e in errors]
-    parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
@@ -254,7 +243,7 @@ def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> 
     """``(figures, notes)``: the learning-curve images written and what could not be drawn."""
     if not any(isinstance(r["result"], dict) and "history" in r["result"] for r in results):
         return [], []
-    if figures.matplotlib_missing():
+    if not plots.can_plot():
         return [], ['The learning curves need matplotlib: pip install "handgrad[plots]", then run handgrad sweep again.']
     found, problems = figures.setting_figures(out_dir, rows, results, label)
     if grouped:
@@ -292,15 +281,16 @@ def write_report(out_dir) -> dict | None:
     best = best_setting(sweep, rows, results)
     grouped = facet_groups(sweep, rows)
     facets = facet_table(*grouped, best["metric"]) if grouped and best else None
-    _write_text(out_dir / "results.csv", results_csv(rows))
-    _write_text(out_dir / "runs.csv", runs_csv(results))
+    write_text(out_dir / "results.csv", results_csv(rows))
+    write_text(out_dir / "runs.csv", runs_csv(results))
     forced = f"\nForced in every run: {label(sweep['forced'])}\n" if sweep.get("forced") else ""
-    _write_text(out_dir / "results.md", markdown(*table(rows)) + forced)
+    write_text(out_dir / "results.md", markdown(*table(rows)) + forced)
     if facets:
-        _write_text(out_dir / "facets.md", markdown(*facets) + forced)
+        write_text(out_dir / "facets.md", markdown(*facets) + forced)
     if best:
         best["best_run_dir"] = "best_run" if copy_best_run(out_dir, best["run_id"]) else None
     write_json(out_dir / "best.json", best)
     images, notes = _figures(out_dir, sweep, rows, results, grouped)
-    _write_text(out_dir / "index.html", index_html(sweep, rows, best, facets, images, notes, errors))
+    write_page(out_dir / "index.html", sweep["spec"].get("sweep", {}).get("name", "handgrad sweep"),
+               index_body(sweep, rows, best, facets, images, notes, errors))
     return best

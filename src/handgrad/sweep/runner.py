@@ -22,7 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from .execute import execute, read_json, write_json
+from ..atomic import write_json
+from .execute import execute, read_json
 from .space import expand
 
 

@@ -19,37 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_file
+from ..atomic import write_json, write_text
+from ..htmlpage import write_page
+from ..plots import NO_MATPLOTLIB, can_plot
 from .build import sample_indices
-
-
-def write_json(path, obj) -> None:
-    with atomic_file(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
 
 
 def write_metrics(path, history: dict) -> None:
     """Rewrite ``metrics.jsonl`` from the history (so a resumed run never repeats lines)."""
-    with atomic_file(path, "w") as f:
-        for record in history["eval"]:
-            f.write(json.dumps(record) + "\n")
+    write_text(path, "".join(json.dumps(record) + "\n" for record in history["eval"]))
 
 
 def is_image_batch(X) -> bool:
     return X.ndim == 4 and X.shape[1] in (1, 3) or X.ndim == 3
-
-
-NO_MATPLOTLIB = 'plots skipped: matplotlib is not installed (pip install "handgrad[plots]")'
-
-
-def can_plot() -> bool:
-    """Whether matplotlib is installed; without it a run still writes everything but the PNGs."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
@@ -61,8 +43,7 @@ def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     flat_y, flat_pred = np.ravel(y), np.ravel(pred)
     report = classification_report(flat_y, flat_pred, class_names=class_names)
-    with atomic_file(out / "classification_report.txt", "w") as f:
-        f.write(str(report) + "\n")
+    write_text(out / "classification_report.txt", str(report) + "\n")
     write_json(out / "classification_report.json", report.to_dict())
     result = {"accuracy": accuracy(flat_y, flat_pred), "report": report, "plots": []}
     if not can_plot():
@@ -94,21 +75,12 @@ def write_curves(out: Path, history: dict) -> list:
     return names
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{padding:.2rem .7rem;text-align:right;border-bottom:1px solid #ddd}
-tr.summary th,tr.summary td{font-weight:600}pre{background:#f6f6f6;padding:1rem;overflow-x:auto}
-img{max-width:100%;display:block;margin:1rem 0}dt{font-weight:600}"""
-
-
 def write_html(path, title: str, facts: dict, sections: list) -> None:
     """A self-contained page: ``facts`` as a definition list, then ``sections`` of
     ``(heading, html)``; images are referenced by relative path."""
     items = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items())
     body = "".join(f"<h2>{html.escape(h)}</h2>\n{content}\n" for h, content in sections)
-    page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head>\n<body><h1>{html.escape(title)}</h1>\n<dl>{items}</dl>\n{body}</body></html>\n")
-    with atomic_file(path, "w") as f:
-        f.write(page)
+    write_page(path, title, f"<dl>{items}</dl>\n{body}")
 
 
 def images_html(names) -> str:

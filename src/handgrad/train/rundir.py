@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..atomic import write_json
 from .config import ConfigError, RunConfig
-from .report import write_json
 
 MANIFEST = "config.json"
 CONFIG_TOML = "config.toml"
