@@ -21,8 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
+
+from ..validate import is_fraction, is_number, is_positive_int
 
 
 DEFAULTS = {
@@ -89,35 +92,27 @@ class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message names it."""
 
 
-def is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _problem(key, value):
     """What is wrong with ``value`` for ``key`` (an 'expected' phrase), or None."""
-    if key in _POSITIVE_INT and not (_is_int(value) and value > 0):
+    if key in _POSITIVE_INT and not is_positive_int(value):
         return "a positive integer"
-    if key in _OPTIONAL_POSITIVE_INT and value is not None and not (_is_int(value) and value > 0):
+    if key in _OPTIONAL_POSITIVE_INT and value is not None and not is_positive_int(value):
         return "a positive integer"
-    if key in _FRACTIONS and not (is_number(value) and 0 < value <= 1):
+    if key in _FRACTIONS and not is_fraction(value, low_open=True):
         return "a number in (0, 1]"
-    if key == "val_fraction" and not (is_number(value) and 0 <= value < 1):
+    if key == "val_fraction" and not is_fraction(value, high_open=True):
         return "a number in (0, 1), or 0 for no validation set"
     if key == "lr" and not (is_number(value) and value > 0):
         return "a positive number"
     if key in ("momentum", "weight_decay") and not (is_number(value) and value >= 0):
         return "a number >= 0"
-    if key == "lr_decay" and value is not None and not (is_number(value) and 0 < value <= 1):
+    if key == "lr_decay" and value is not None and not is_fraction(value, low_open=True):
         return "a number in (0, 1]"
     if key in ("weight_scale", "clip_grad_norm") and value is not None and not (is_number(value) and value > 0):
         return "a positive number"
     if key in _BOOLS and not isinstance(value, bool):
         return "true or false"
-    if key == "seed" and not (_is_int(value) and value >= 0):
+    if key == "seed" and not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0):
         return "an integer >= 0"
     if key in ("model_kwargs", "data_kwargs") and not isinstance(value, Mapping):
         return "a table (dict)"

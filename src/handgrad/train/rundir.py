@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..atomic import write_json
+from ..atomic import write_json, write_text
 from .config import ConfigError, RunConfig
 
 MANIFEST = "config.json"
@@ -154,14 +154,11 @@ class RunDir:
 
     # -- the manifest ----------------------------------------------------------
     def write_manifest(self, config: RunConfig, data_identity: dict) -> dict:
-        from ..atomic import atomic_file
-
         manifest = make_manifest(config, data_identity)
         write_json(self.path / MANIFEST, manifest)
         header = (f"handgrad {__version__} run configuration (fingerprint {manifest['handgrad']['fingerprint'][:16]})\n"
                   f"handgrad train --config {self.path / CONFIG_TOML} --out NEW_DIR reproduces the run")
-        with atomic_file(self.path / CONFIG_TOML, "w") as f:
-            f.write(config.to_toml(header))
+        write_text(self.path / CONFIG_TOML, config.to_toml(header))
         return manifest
 
     def read_manifest(self) -> RunConfig:

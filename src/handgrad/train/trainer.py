@@ -66,6 +66,7 @@ from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, check_parallel
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..optim import clip_grad_norm_
+from ..validate import fraction, positive_int, positive_number
 from .evaluate import evaluate
 from .progress import Progress
 
@@ -86,12 +87,6 @@ def _check_data(name, data):
     if len(X) == 0:
         raise ValueError(f"Trainer: {name} is empty")
     return X, y
-
-
-def _positive(name, value, kind=int):
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value <= 0:
-        raise ValueError(f"Trainer: {name} must be a positive {kind.__name__}, got {value!r}")
-    return value
 
 
 def get_lr(optimizer) -> float:
@@ -160,19 +155,18 @@ class Trainer:
         check_parallel(model, workers)
         self.workers = workers
         self.net = model  # the model, or its DataParallel wrapper while fit() runs
-        self.epochs = _positive("epochs", epochs)
-        self.batch_size = _positive("batch_size", batch_size)
+        self.epochs = positive_int(epochs, "Trainer: epochs")
+        self.batch_size = positive_int(batch_size, "Trainer: batch_size")
         if scheduler is not None and lr_decay is not None:
             raise ValueError("Trainer: give either scheduler or lr_decay, not both")
-        if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
-            raise ValueError(f"Trainer: lr_decay must be in (0, 1], got {lr_decay!r}")
+        if lr_decay is not None:
+            fraction(lr_decay, "Trainer: lr_decay", low_open=True)
         self.scheduler, self.lr_decay = scheduler, lr_decay
-        self.eval_every = None if eval_every is None else _positive("eval_every", eval_every)
+        self.eval_every = None if eval_every is None else positive_int(eval_every, "Trainer: eval_every")
         self.eval_at_start = bool(eval_at_start)
-        if not (isinstance(eval_train_fraction, (int, float)) and 0 < eval_train_fraction <= 1):
-            raise ValueError(f"Trainer: eval_train_fraction must be in (0, 1], got {eval_train_fraction!r}")
-        self.clip_grad_norm = None if clip_grad_norm is None else _positive("clip_grad_norm", clip_grad_norm, float)
-        self.patience = None if patience is None else _positive("patience", patience)
+        fraction(eval_train_fraction, "Trainer: eval_train_fraction", low_open=True)
+        self.clip_grad_norm = None if clip_grad_norm is None else positive_number(clip_grad_norm, "Trainer: clip_grad_norm")
+        self.patience = None if patience is None else positive_int(patience, "Trainer: patience")
         self.print_every = print_every
         self.seed = seed
         self.checkpoint_path = Path(checkpoint_dir) / FILENAME if checkpoint_dir is not None else None
