@@ -91,9 +91,7 @@ def run(args) -> int:
     try:
         return _train(config, out, args)
     finally:
-        if all(p.name == ".lock" for p in out.iterdir()):  # nothing of the run was written
-            for p in out.iterdir():
-                p.unlink()
+        if out.is_dir() and not any(out.iterdir()):  # nothing of the run was written
             out.rmdir()
 
 

@@ -100,7 +100,7 @@ class RunDir:
 
     def __init__(self, path, resume: bool = False):
         self.path = Path(path)
-        self._fd = None
+        self._fd, self._created = None, False
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"run directory {self.path}: exists and is not a directory")
         if _held_elsewhere(self.path / LOCK):
@@ -110,6 +110,7 @@ class RunDir:
         elif not (self.path / MANIFEST).is_file() or not (self.path / CHECKPOINT).is_file():
             missing = [n for n in (MANIFEST, CHECKPOINT) if not (self.path / n).is_file()]
             raise RunDirError(f"resume: {self.path} has no {' and no '.join(missing)} to resume from")
+        self._created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         self._fd = _locked(self.path / LOCK)
         if self._fd is None:
@@ -142,9 +143,16 @@ class RunDir:
         return removed
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the lock
-            self._fd = None
+        """Release the lock; a run that wrote nothing leaves nothing (not even the lock
+        file, nor the directory when it made it)."""
+        if self._fd is None:
+            return
+        if [p.name for p in self.path.iterdir()] == [LOCK]:
+            (self.path / LOCK).unlink()
+            if self._created:
+                self.path.rmdir()
+        os.close(self._fd)  # closing the descriptor releases the lock
+        self._fd = None
 
     def __enter__(self):
         return self
