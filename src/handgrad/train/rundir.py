@@ -1,9 +1,11 @@
 """A run directory belongs to one run: its lock, its manifest and its leftovers.
 
 * **Lock.** A process that opens a run directory holds an OS file lock on its
-  ``.lock`` file (``fcntl.flock``) until it exits; a second process fails at once.
-  The kernel releases the lock when the holder dies by any signal, so a killed
-  run never blocks its own ``--resume``.
+  ``.lock`` file until it exits; a second process fails at once. The kernel
+  releases the lock when the holder dies by any signal, so a killed run never
+  blocks its own ``--resume``. It is a POSIX record lock (``fcntl.lockf``), which
+  belongs to the process and is not inherited by forked children: a data-parallel
+  worker that outlived its parent for a moment could not keep the directory locked.
 * **One run per directory.** A fresh run refuses a directory that already holds
   a run (a manifest, a checkpoint or a model) and touches nothing in it; an
   auto-named directory is created exclusively and never collides.
@@ -52,7 +54,7 @@ def _locked(path: Path):
 
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -70,7 +72,7 @@ def _held_elsewhere(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return True
     finally:
