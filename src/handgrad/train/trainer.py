@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,7 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         check_parallel(model, workers)
         self.workers = workers
-        self._parallel = None
+        self._net = None
         self.epochs = _positive("epochs", epochs)
         self.batch_size = _positive("batch_size", batch_size)
         if scheduler is not None and lr_decay is not None:
@@ -217,9 +218,10 @@ class Trainer:
         elif self.seed is not None:
             backend.manual_seed(self.seed)
         self.model.train()
-        with DataParallel(self.model, self.loss, self.workers) as self._parallel:
+        # net: the model itself, or the model with each batch shared by worker processes
+        with nullcontext(self.model) if self.workers == 1 else DataParallel(self.model, self.workers) as self._net:
             self._fit_epochs()
-        self._parallel = None
+        self._net = None
         if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
             self._eval_and_checkpoint()
         if self.best_state is not None:
@@ -262,19 +264,20 @@ class Trainer:
             self._forward_backward_step(xb, yb)
 
     def _forward_backward_step(self, xb, yb) -> None:
-        self.optimizer.zero_grad()
-        # model(xb), loss.forward, model.backward(loss.backward()): here, or shared by
-        # the worker processes (workers > 1)
-        value, finite = self._parallel.forward_backward(xb, yb)
-        if not finite:
+        net, criterion, optimizer = self._net, self.loss, self.optimizer
+        out = net(xb)
+        if not bool(array_module(out).isfinite(out).all()):
             self._diverged("the model output contains NaN or inf")
+        value = criterion(out, yb)
         if not math.isfinite(value):
             self._diverged(f"the loss is {value}")
+        optimizer.zero_grad()
+        net.backward(criterion.backward())
         if self.clip_grad_norm is not None:
             from ..optim import clip_grad_norm_
 
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.optimizer.step()
+        optimizer.step()
         self.iteration += 1
         self.samples += len(xb)
         self.history["iteration_loss"].append(value)
