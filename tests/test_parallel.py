@@ -247,6 +247,18 @@ def shm_files(pid):
                 if "/dev/shm/" in line}
 
 
+def test_an_exception_in_the_callers_share_stops_the_workers_and_the_next_batch_starts_afresh():
+    good = np.arange(12, dtype=np.float32).reshape(4, 3)
+    bad = np.ones((4, 3), dtype=np.float32)
+    bad[2] = -100  # the first of the caller's rows
+    with DataParallel(nn.Sequential(Boom()), 2) as net:
+        np.testing.assert_array_equal(net(good), good)  # the worker starts
+        with pytest.raises(RuntimeError, match="negative first row"):
+            net(bad)
+        assert not multiprocessing.active_children()  # its answer was on its way: it is stopped
+        np.testing.assert_array_equal(net(good + 1), good + 1)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc")
 def test_a_killed_worker_is_reported_and_nothing_is_left_behind():
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
