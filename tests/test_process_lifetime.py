@@ -73,6 +73,20 @@ def end(pids) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_child_whose_parent_died_before_it_asked_to_die_with_it_exits_at_once():
+    """The parent may die between the fork and the prctl, and then no signal would come."""
+    from handgrad.parallel.lifetime import die_with_parent
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            die_with_parent(os.getpid())  # not its parent: as if the parent were gone already
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
+
+
 TRAIN = """
 import os, sys, time
 import numpy as np
