@@ -35,9 +35,10 @@ def wait(conn, parent_pid: int | None = None, spin: float = SPIN) -> bool:
     in ``recv`` on an idle core takes ~0.1 ms to wake (measured on a 2-core VM),
     a noticeable part of a 3-9 ms training step, and a step has two round trips.
     Between polls it yields its core: when the process it waits for shares that
-    core (other programs busy on the rest), that one then runs at once instead of
-    after the spin (measured on a busy 2-core VM: the median step up to 25% faster;
-    on an idle core the yield returns at once). Asleep, it looks at its parent
+    core (other programs busy on the others), that one runs at once instead of
+    after the spin; on an idle core the yield returns at once. (In two noisy
+    measurements on a busy 2-core VM, the median step of LeNet-5 and of the
+    char-LSTM was 4-47% faster with it.) Asleep, it looks at its parent
     every WATCH_EVERY seconds (in case nothing else ends an orphan, see
     :mod:`handgrad.parallel.lifetime`).
     """
