@@ -44,7 +44,8 @@ through ``set_state``; checkpoints, resets and evaluation see the same state as
 with one process.
 
 Process lifetime. The workers are forked at the first forward pass of a batch
-with at least ``workers`` rows and stop at :meth:`DataParallel.close` (or the
+with at least ``workers`` rows (after the caller has computed its own rows:
+their outputs size the boxes) and stop at :meth:`DataParallel.close` (or the
 end of its ``with`` block). A worker never outlives its caller: right after the
 fork it asks Linux to SIGKILL it when the caller dies by any means
 (:mod:`.lifetime`), and it also leaves when its pipe closes or its parent pid
