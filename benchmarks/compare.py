@@ -121,19 +121,15 @@ register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch(
 register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
 
 
-def handgrad_steps(model, criterion, opt, x, y, steps: int, parallel=None) -> float:
-    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update),
-    the forward and backward passes shared by ``parallel``'s processes if given."""
+def handgrad_steps(net, criterion, opt, x, y, steps: int) -> float:
+    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update);
+    ``net`` is the model, or a DataParallel sharing its passes between processes."""
     start = time.perf_counter()
     for _ in range(steps):
-        if parallel is None:
-            logits = model(x)
-            criterion(logits, y)
-            opt.zero_grad()
-            model.backward(criterion.backward())
-        else:
-            opt.zero_grad()
-            parallel.forward_backward(x, y)
+        logits = net(x)
+        criterion(logits, y)
+        opt.zero_grad()
+        net.backward(criterion.backward())
         opt.step()
     return time.perf_counter() - start
 
@@ -166,8 +162,8 @@ def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1) 
     opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
     opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
     criterion = bench.build_loss()
-    with DataParallel(model_hg, criterion, workers) as parallel:
-        run_hg = partial(handgrad_steps, model_hg, criterion, opt_hg, x, y, parallel=parallel if workers > 1 else None)
+    with DataParallel(model_hg, workers) as parallel:
+        run_hg = partial(handgrad_steps, parallel if workers > 1 else model_hg, criterion, opt_hg, x, y)
         run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
         return _rounds(name, bench, run_hg, run_pt, steps, warmup, repeats, workers)
 

@@ -12,6 +12,7 @@ import pytest
 
 import handgrad
 from handgrad import models, nn, optim
+from handgrad.models.augment import RandomShiftFlip
 from handgrad.parallel import DataParallel, ParallelError, check_parallel
 from handgrad.train import Trainer
 
@@ -49,6 +50,16 @@ def one_pass(model, loss, x, y):
     return value, [p.grad.copy() for p in model.parameters()]
 
 
+def parallel_step(net, loss, x, y):
+    """Forward on the processes, the loss here, backward on the processes:
+    (loss value, whether all outputs were finite)."""
+    out = net(x)
+    finite = bool(np.isfinite(out).all())
+    value = loss.forward(out, y)
+    net.backward(loss.backward())
+    return value, finite
+
+
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("workers, n", [(2, 7), (2, 2), (3, 10)])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -58,10 +69,10 @@ def test_loss_and_gradients_equal_one_pass_over_the_whole_batch(float64, name, w
     model, loss = build(), make_loss(reduction=reduction)
     x, y = make_batch(n, np.random.default_rng(n))
     expected_value, expected_grads = one_pass(model, loss, x, y)
-    with DataParallel(model, loss, workers) as parallel:
+    with DataParallel(model, workers) as parallel:
         for _ in range(2):  # the second step reuses the running workers
             model.zero_grad()
-            value, finite = parallel.forward_backward(x, y)
+            value, finite = parallel_step(parallel, loss, x, y)
             assert finite
             assert value == pytest.approx(expected_value, rel=1e-12)
             for (pname, p), g in zip(model.named_parameters(), expected_grads):
@@ -76,12 +87,12 @@ def test_a_stateful_model_carries_the_whole_batchs_state_as_in_one_process(float
     twin = models.char_lstm(65, 10, num_layers=2, embedding_dim=6, stateful=True)
     twin.load_state_dict(model.state_dict())
     rng = np.random.default_rng(0)
-    with DataParallel(model, loss, 2) as parallel:
+    with DataParallel(model, 2) as parallel:
         for step in range(3):
             x, y = text_batch(5, rng)
             expected_value, expected_grads = one_pass(twin, loss, x, y)
             model.zero_grad()
-            value, _ = parallel.forward_backward(x, y)
+            value, _ = parallel_step(parallel, loss, x, y)
             assert value == pytest.approx(expected_value, rel=1e-12), step
             for (name, p), g in zip(model.named_parameters(), expected_grads):
                 np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13, err_msg=name)
@@ -92,7 +103,7 @@ def test_a_stateful_model_carries_the_whole_batchs_state_as_in_one_process(float
         twin.carried_state = None
         x, y = text_batch(5, rng)
         model.zero_grad()
-        assert parallel.forward_backward(x, y)[0] == pytest.approx(one_pass(twin, loss, x, y)[0], rel=1e-12)
+        assert parallel_step(parallel, loss, x, y)[0] == pytest.approx(one_pass(twin, loss, x, y)[0], rel=1e-12)
 
 
 def test_workers_follow_the_weights_after_each_update(float64):
@@ -102,10 +113,10 @@ def test_workers_follow_the_weights_after_each_update(float64):
     twin.load_state_dict(model.state_dict())
     x, y = image_batch(6, np.random.default_rng(0))
     opt, twin_opt = optim.SGD(model.parameters(), lr=0.5), optim.SGD(twin.parameters(), lr=0.5)
-    with DataParallel(model, loss, 2) as parallel:
+    with DataParallel(model, 2) as parallel:
         for _ in range(3):
             opt.zero_grad()
-            value, _ = parallel.forward_backward(x, y)
+            value, _ = parallel_step(parallel, loss, x, y)
             opt.step()
             twin_value, _ = one_pass(twin, loss, x, y)
             twin_opt.step()
@@ -119,12 +130,12 @@ def test_rows_that_outgrow_the_shared_inbox_go_through_the_pipe(float64):
     handgrad.manual_seed(3)
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
-    with DataParallel(model, loss, 2) as parallel:
+    with DataParallel(model, 2) as parallel:
         for n in (4, 30, 3):
             x, y = image_batch(n, rng)
             expected_value, expected_grads = one_pass(model, loss, x, y)
             model.zero_grad()
-            value, _ = parallel.forward_backward(x, y)
+            value, _ = parallel_step(parallel, loss, x, y)
             assert value == pytest.approx(expected_value, rel=1e-12)
             for p, g in zip(model.parameters(), expected_grads):
                 np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13)
@@ -134,19 +145,67 @@ def test_a_batch_with_fewer_rows_than_workers_runs_here(float64):
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
     x, y = image_batch(1, np.random.default_rng(0))
     expected_value, expected_grads = one_pass(model, loss, x, y)
-    with DataParallel(model, loss, 2) as parallel:
+    with DataParallel(model, 2) as parallel:
         model.zero_grad()
-        value, _ = parallel.forward_backward(x, y)
+        value, _ = parallel_step(parallel, loss, x, y)
         assert not multiprocessing.active_children()
     assert value == expected_value
     for p, g in zip(model.parameters(), expected_grads):
         np.testing.assert_array_equal(p.grad, g)
 
 
+def test_in_eval_mode_the_workers_evaluate_and_the_carried_state_is_left_alone(float64):
+    handgrad.manual_seed(5)
+    model = models.char_lstm(65, 10, num_layers=2, embedding_dim=6, stateful=True)
+    x, _ = text_batch(6, np.random.default_rng(0))
+    with DataParallel(model, 2) as net:
+        net(x)  # training: the workers start, and the model carries the batch's final state
+        carried = model.carried_state
+        net.eval()
+        out = net(x)
+        assert not model.training and model.carried_state is carried
+        np.testing.assert_allclose(out, model(x), rtol=1e-12)  # from zeros, as in one process
+        net.train()
+        net(x)
+        assert model.carried_state is not carried
+
+
+def test_backward_needs_the_rows_of_the_last_forward_pass():
+    model = models.mlp(784, [8], 10)
+    x, _ = image_batch(4, np.random.default_rng(0))
+    with DataParallel(model, 2) as net:
+        out = net(x)
+        with pytest.raises(ValueError, match="dout has 3 rows but the last forward pass had 4"):
+            net.backward(out[:3])
+
+
+def test_ctrl_c_is_left_to_the_caller():
+    """SIGINT reaches the whole process group; the workers carry on until the caller,
+    which handles it, stops them."""
+    model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
+    x, y = image_batch(4, np.random.default_rng(0))
+    with DataParallel(model, 2) as net:
+        parallel_step(net, loss, x, y)
+        (worker,) = multiprocessing.active_children()
+        os.kill(worker.pid, signal.SIGINT)
+        parallel_step(net, loss, x, y)
+        assert worker.is_alive()
+
+
+class Noisy(nn.Module):
+    """A layer of the user's own that declares it draws random numbers."""
+
+    draws_random = True
+
+
 @pytest.mark.parametrize("build, message", [
     (lambda: models.cnn(), "batch norm"),
     (lambda: nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)), "dropout"),
     (lambda: nn.Sequential(models.char_lstm(65, 8, stateful=True)), "carries its state"),
+    (lambda: nn.Sequential(RandomShiftFlip(), nn.Flatten(), nn.Linear(784, 10)),
+     r"^workers > 1: layer 0 \(RandomShiftFlip\) draws random numbers.*; train this model with workers=1$"),
+    (lambda: models.cnn(flip=False, shift=0), r"^workers > 1: layer 1 \(BatchNorm2d\) uses statistics of the whole batch"),
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.Sequential(Noisy())), r"layer 1\.0 \(Noisy\) draws random numbers"),
 ])
 def test_models_that_would_train_differently_are_refused(build, message):
     with pytest.raises(ValueError, match=message):
@@ -175,28 +234,46 @@ class Boom(nn.Module):
 def test_an_exception_in_a_worker_is_reported_with_its_traceback():
     x = np.ones((4, 3), dtype=np.float32)
     x[0] = -100
-    with DataParallel(nn.Sequential(Boom()), nn.MSELoss(), 2) as parallel:
+    with DataParallel(nn.Sequential(Boom()), 2) as parallel:
         with pytest.raises(ParallelError, match="(?s)worker 1 failed.*negative first row"):
-            parallel.forward_backward(x, np.zeros_like(x))
+            parallel_step(parallel, nn.MSELoss(), x, np.zeros_like(x))
     assert not multiprocessing.active_children()
 
 
+def shm_files(pid):
+    """The /dev/shm files process ``pid`` maps (its shared memory with a name)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split(maxsplit=5)[5].split(" (deleted)")[0].strip() for line in f
+                if "/dev/shm/" in line}
+
+
+def test_an_exception_in_the_callers_share_stops_the_workers_and_the_next_batch_starts_afresh():
+    good = np.arange(12, dtype=np.float32).reshape(4, 3)
+    bad = np.ones((4, 3), dtype=np.float32)
+    bad[2] = -100  # the first of the caller's rows
+    with DataParallel(nn.Sequential(Boom()), 2) as net:
+        np.testing.assert_array_equal(net(good), good)  # the worker starts
+        with pytest.raises(RuntimeError, match="negative first row"):
+            net(bad)
+        assert not multiprocessing.active_children()  # its answer was on its way: it is stopped
+        np.testing.assert_array_equal(net(good + 1), good + 1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc")
 def test_a_killed_worker_is_reported_and_nothing_is_left_behind():
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
     x, y = image_batch(4, np.random.default_rng(0))
-    parallel = DataParallel(model, loss, 2)
-    parallel.forward_backward(x, y)
-    blocks = [parallel._weights] + parallel._grads + parallel._inboxes
-    names = [b.memory.name for b in blocks]
-    assert len(names) == 3  # weights, gradients, inbox
+    parallel = DataParallel(model, 2)
+    parallel_step(parallel, loss, x, y)
     (worker,) = multiprocessing.active_children()
+    names = shm_files(os.getpid()) | shm_files(worker.pid)
     os.kill(worker.pid, signal.SIGKILL)
     worker.join()
     with pytest.raises(ParallelError, match="died"):
-        parallel.forward_backward(x, y)
+        parallel_step(parallel, loss, x, y)
     assert not multiprocessing.active_children()
     for name in names:
-        assert not os.path.exists(f"/dev/shm/{name}")
+        assert not os.path.exists(name)
     parallel.close()  # a second close is harmless
 
 

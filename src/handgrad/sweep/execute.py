@@ -15,7 +15,11 @@ Backends:
   (needs nothing but NumPy).
 - ``n_jobs=N``: joblib's process pool (``pip install "handgrad[sweep]"``).
   A worker process that dies takes the pool down; the runs that were still in
-  flight are then recorded as errors and the finished ones are kept.
+  flight are then recorded as errors and the finished ones are kept. The
+  workers end with this process, however it ends (SIGKILL included): each
+  starts by asking the kernel to kill it when its parent dies (see
+  :mod:`handgrad.parallel.lifetime`), so a killed sweep leaves no run computing
+  on for nobody.
 - ``scheduler="tcp://host:8786"`` or ``client=dask.distributed.Client(...)``:
   every run is one Dask task (``pip install "handgrad[dask]"``). A worker that
   dies is retried by Dask on another worker; a run that keeps killing workers
@@ -27,10 +31,13 @@ Backends:
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 import uuid
 from pathlib import Path
+
+from ..parallel.lifetime import die_with_parent, watch_parent
 
 TRACEBACK_FRAMES = 6
 
@@ -90,14 +97,22 @@ def _joblib(run_fn, runs, out_dirs, n_jobs: int):
         ) from None
     pending = {run.run_id: run for run in runs}
     tasks = (delayed(_tagged)(run_fn, run, out_dir) for run, out_dir in zip(runs, out_dirs))
+    pool = Parallel(n_jobs=n_jobs, return_as="generator_unordered", initializer=_end_with_sweep,
+                    initargs=(os.getpid(),))
     try:
-        for run_id, record in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+        for run_id, record in pool(tasks):
             yield pending.pop(run_id), record
     except Exception as exc:
         # joblib stops the whole pool when a worker process dies (the run itself cannot
         # raise: execute_run catches everything): record what was still in flight.
         for run in pending.values():
             yield run, _lost(exc, "the joblib worker pool stopped before this run finished")
+
+
+def _end_with_sweep(sweep_pid: int) -> None:
+    """The first thing every joblib worker runs: end when the sweep process does."""
+    if not die_with_parent(sweep_pid):
+        watch_parent(sweep_pid)
 
 
 def _tagged(run_fn, run, out_dir):

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         check_parallel(model, workers)
         self.workers = workers
-        self.net = model  # the model, or its DataParallel wrapper while fit() runs
+        self._net = None  # while fit() runs: the model, or its DataParallel wrapper
         self.epochs = positive_int(epochs, "Trainer: epochs")
         self.batch_size = positive_int(batch_size, "Trainer: batch_size")
         if scheduler is not None and lr_decay is not None:
@@ -221,9 +222,10 @@ class Trainer:
         self.model.train()
         if self.eval_at_start and not self.history["eval"]:
             self._eval_and_checkpoint()
-        with DataParallel(self.model, self.loss, self.workers) as self._parallel:
+        # net: the model itself, or the model with each batch shared by worker processes
+        with nullcontext(self.model) if self.workers == 1 else DataParallel(self.model, self.workers) as self._net:
             self._fit_epochs()
-        self._parallel = None
+        self._net = None
         if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
             self._eval_and_checkpoint()
         if self.best_state is not None:
@@ -261,21 +263,29 @@ class Trainer:
             self._end_epoch()
 
     def _step(self, x, y) -> None:
-        """One iteration of gradient descent on the batch (x, y)."""
-        self.optimizer.zero_grad()
-        with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf are caught right below
-            value, finite = self._parallel.forward_backward(x, y)
-        if not finite:
-            self._diverged("the model output contains NaN or inf")
-        if not math.isfinite(value):
-            self._diverged(f"the loss is {value}")
+        """One iteration of gradient descent on the batch (x, y): the textbook step."""
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf are reported right below
+            out = self._net(x)
+            self._check_finite(out)
+            loss = self.loss(out, y)
+            self._check_finite(loss)
+            self.optimizer.zero_grad()
+            self._net.backward(self.loss.backward())
         if self.clip_grad_norm is not None:
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         self.iteration += 1
         self.samples += len(x)
-        self.history["iteration_loss"].append(value)
-        self.progress.step(self.iteration, self.epoch, value, get_lr(self.optimizer))
+        self.history["iteration_loss"].append(loss)
+        self.progress.step(self.iteration, self.epoch, loss, get_lr(self.optimizer))
+
+    def _check_finite(self, value) -> None:
+        """Stop with TrainingDiverged at a NaN or inf output (before the loss sees it) or loss."""
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}")
+        elif not bool(array_module(value).isfinite(value).all()):
+            self._diverged("the model output contains NaN or inf")
 
     def _eval_due(self, batch_samples: int) -> bool:
         if self.eval_every is None:

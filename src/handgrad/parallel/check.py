@@ -1,0 +1,51 @@
+"""Which models can share their batches between processes: each module says so
+itself, through the properties it declares (see :mod:`handgrad.nn.module`)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..backend import array_module
+from ..nn import Stateful
+
+
+def _obstacle(module, top) -> str | None:
+    """Why ``module`` (inside the model ``top``) would train differently on several processes."""
+    if module.draws_random:
+        return ("draws random numbers in training (as dropout and random augmentation do), "
+                "which would be drawn in other processes")
+    if module.batch_statistics:
+        return ("uses statistics of the whole batch in training (as batch norm does), "
+                "which each process would compute over its own rows only")
+    if module.carries_state and module is not top:
+        return ("carries its state from batch to batch, which only the model itself may do here "
+                "(an nn.Stateful, whose state is split by rows)")
+    if module.carries_state and not isinstance(module, Stateful):
+        return "carries its state from batch to batch but is no nn.Stateful (get_state, set_state)"
+    return None
+
+
+def check_parallel(model, workers: int) -> None:
+    """Raise ValueError naming the obstacle if ``model`` cannot train on ``workers`` processes."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if workers == 1:
+        return
+    if not hasattr(os, "fork"):
+        raise ValueError("workers > 1 needs os.fork (Linux or macOS)")
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        raise ValueError('workers > 1 needs threadpoolctl: pip install "handgrad[parallel]"') from None
+    obstacles = {}  # each kind of obstacle once, at the first layer that has it
+    for name, module in model.named_modules():
+        why = _obstacle(module, model)
+        if why is not None and why not in obstacles:
+            obstacles[why] = f"layer {name} ({type(module).__name__})" if name else f"the model ({type(module).__name__})"
+    if obstacles:
+        reasons = "; ".join(f"{what} {why}" for why, what in obstacles.items())
+        raise ValueError(f"workers > 1: {reasons}; train this model with workers=1")
+    for name, p in model.named_parameters():
+        if array_module(p.data) is not np:
+            raise ValueError(f"workers > 1 runs on the CPU; parameter {name} is on another device")

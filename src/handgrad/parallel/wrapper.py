@@ -1,0 +1,174 @@
+"""DataParallel: a model whose forward and backward passes are shared by processes."""
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+
+from .check import check_parallel
+from .shared import SharedArrays
+from .worker import Worker
+
+
+def row_bounds(n: int, parts: int):
+    """``parts`` consecutive (start, stop) slices of range(n), as equal as possible."""
+    edges = [round(j * n / parts) for j in range(parts + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+class DataParallel:
+    """``model`` with the rows of every batch shared by ``workers`` processes.
+
+    It stands in for the model in a training step::
+
+        out = net(x)                          # the model's outputs, rows in the order of x
+        value = criterion(out, y)             # the loss of the whole batch, here
+        optimizer.zero_grad()
+        net.backward(criterion.backward())    # dL/dW of the whole batch ADDED into every p.grad
+        optimizer.step()
+
+    ``forward`` and ``backward`` are one round trip to the workers each: the
+    batch is cut into ``workers`` consecutive slices of rows, the last computed
+    here and the others by forked worker processes (started at the first forward
+    pass). With ``workers=1``, and for batches of fewer rows than workers,
+    everything runs here. ``backward`` returns None: the input gradient is not
+    gathered (the input is data). Use as a context manager, or call
+    :meth:`close`, to stop the workers. See :mod:`handgrad.parallel`.
+    """
+
+    def __init__(self, model, workers: int = 2):
+        check_parallel(model, workers)
+        self.model, self.workers = model, workers
+        self._team, self._weights, self._blas = [], None, None
+        self._bounds = None  # the row slices of the last forward pass; None when it ran here
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- what a training step sees of a Module ---------------------------------
+    def __call__(self, x):
+        return self.forward(x)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def named_parameters(self):
+        return self.model.named_parameters()
+
+    def zero_grad(self) -> None:
+        self.model.zero_grad()
+
+    def train(self, mode: bool = True):
+        self.model.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- the two passes -------------------------------------------------------
+    def forward(self, x):
+        """The model's outputs for the batch ``x``; each process computes its rows."""
+        n = len(x)
+        if self.workers == 1 or n < self.workers:
+            self._bounds = None
+            return self.model(x)
+        try:
+            return self._forward(np.asarray(x), row_bounds(n, self.workers))
+        except BaseException:
+            self.close()  # answers may still be on their way: start afresh next time
+            raise
+
+    def backward(self, dout) -> None:
+        """Back-propagate dL/dout (the rows of the last forward pass): each process its
+        rows, then the workers' parameter gradients are ADDED into the model's p.grad."""
+        bounds = self._bounds
+        if bounds is None:
+            self.model.backward(dout)
+            return
+        if len(dout) != bounds[-1][1]:
+            raise ValueError(f"DataParallel.backward: dout has {len(dout)} rows but the last forward "
+                             f"pass had {bounds[-1][1]}")
+        try:
+            self._backward(np.asarray(dout), bounds)
+        except BaseException:
+            self.close()
+            raise
+
+    def _forward(self, x, bounds):
+        model, (start, stop) = self.model, bounds[-1]
+        states = self._state_slices(bounds)
+        if self._team:
+            self._send_forward(x, bounds, states)
+        if states is not None:
+            model.set_state(states[-1])
+        with self._one_blas_thread():  # the other cores are the workers'
+            mine = model(x[start:stop])
+        if not self._team:  # the first pass: its outputs size the workers' boxes
+            self._start(x, mine, bounds)
+            self._send_forward(x, bounds, states)
+        outs, finals = [], []
+        for worker in self._team:
+            out, final = worker.output()
+            outs.append(out)
+            finals.append(final)
+        if states is not None:
+            # the whole batch's final state, rows in order: the workers' slices, then this one's
+            finals.append(model.get_state())
+            model.set_state(tuple(np.concatenate(parts, axis=1) for parts in zip(*finals)))
+        self._bounds = bounds
+        return np.concatenate([*outs, mine])
+
+    def _backward(self, dout, bounds) -> None:
+        for worker, (a, b) in zip(self._team, bounds):
+            worker.backward(dout[a:b])
+        start, stop = bounds[-1]
+        with self._one_blas_thread():
+            self.model.backward(dout[start:stop])
+        params = self.model.parameters()
+        for worker in self._team:
+            for p, g in zip(params, worker.gradients()):
+                p.grad += g
+
+    def _state_slices(self, bounds):
+        """Each process's rows of the carried state (None: start from zeros), or None
+        when the model carries no state into this pass."""
+        model, n = self.model, bounds[-1][1]
+        if not (model.carries_state and model.training):
+            return None
+        state = model.get_state()
+        if state is None or any(part.shape[1] != n for part in state):
+            return [None] * len(bounds)  # no state for batches of n rows: the streams start here
+        return [tuple(np.ascontiguousarray(part[:, a:b]) for part in state) for a, b in bounds]
+
+    def _send_forward(self, x, bounds, states) -> None:
+        for p, w in zip(self.model.parameters(), self._weights.arrays):
+            w[...] = p.data
+        for k, (worker, (a, b)) in enumerate(zip(self._team, bounds)):
+            worker.forward(x[a:b], None if states is None else states[k], self.model.training)
+
+    def _one_blas_thread(self):
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController().select(user_api="blas")
+        return self._blas.limit(limits=1)
+
+    def _start(self, x, mine, bounds) -> None:
+        # room for twice the widest slice of this batch: later batches are no larger, or
+        # a little (longer sequences); what does not fit goes through the pipe
+        rows = 2 * max(b - a for a, b in bounds)
+        in_capacity = rows * (x.nbytes // len(x))
+        io_capacity = rows * (mine.nbytes // max(1, len(mine)))
+        self._weights = SharedArrays([p.data for p in self.model.parameters()])
+        context = multiprocessing.get_context("fork")
+        for k in range(1, self.workers):
+            self._team.append(Worker(context, k, self.model, self._weights, in_capacity, io_capacity))
+
+    def close(self) -> None:
+        """Stop the worker processes (safe to call twice); the shared memory goes with them."""
+        for worker in self._team:
+            worker.stop()
+        self._team, self._weights, self._bounds = [], None, None
