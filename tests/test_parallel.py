@@ -12,7 +12,7 @@ import pytest
 
 import handgrad
 from handgrad import models, nn, optim
-from handgrad.models.augment import RandomShiftFlip
+from handgrad.nn import RandomShiftFlip
 from handgrad.parallel import DataParallel, ParallelError, check_parallel
 from handgrad.train import Trainer
 
