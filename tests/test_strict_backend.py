@@ -21,6 +21,9 @@ import pytest
 import strict_backend
 from handgrad import backend, gradcheck, models, nn, ops, optim
 from handgrad.backend import to_device, to_host
+from handgrad.data.text import StreamLoader
+from handgrad.io import load_model, save_model
+from handgrad.train.evaluate import evaluate, predict, predict_logits
 from test_recurrent_reference import KERNELS, kernels
 
 strict_backend.register()
@@ -115,3 +118,204 @@ def test_every_recurrent_kernel(name, variant, device):
     assert len(grads_d) == len(grads)
     for what, g_d, g in zip(inputs, grads_d, grads):
         assert_same(g_d, g, f"d{what}")
+
+
+# -- every zoo model: forward, backward, optimizer step ------------------------
+
+def labels_of(shape, classes):
+    return lambda rng: rng.integers(0, classes, size=shape)
+
+
+# name -> (builder arguments, input factory, label factory, loss)
+ZOO = {
+    "mlp": (dict(in_features=12, hidden=(8, 6), out_features=4, dropout=0.2),
+            gradcheck.normal(5, 12), labels_of(5, 4), nn.CrossEntropyLoss),
+    "lenet5": (dict(num_classes=4), gradcheck.normal(2, 1, 28, 28), labels_of(2, 4), nn.CrossEntropyLoss),
+    "small_cnn": (dict(num_classes=4), gradcheck.normal(2, 1, 28, 28), labels_of(2, 4), nn.CrossEntropyLoss),
+    "cnn": (dict(num_classes=4, input_shape=(2, 8, 8), widths=(3, 4), hidden=6, dropout=0.3, flip=True, shift=1),
+            gradcheck.normal(3, 2, 8, 8), labels_of(3, 4), nn.CrossEntropyLoss),
+    "char_lstm": (dict(vocab_size=7, hidden_size=6, num_layers=2, embedding_dim=5, stateful=True),
+                  labels_of((3, 5), 7), labels_of((3, 5), 7), nn.TemporalCrossEntropyLoss),
+}
+
+
+def build(name, device, dtype=np.float64):
+    kwargs, *_ = ZOO[name]
+    model = models.get_model(name, rng=0, **kwargs).astype(dtype).to(device)
+    assert all(backend.array_module(p.data) is backend.device_module(device) for p in model.parameters())
+    return model
+
+
+def batches(name, steps=3):
+    _, make_x, make_y, _ = ZOO[name]
+    rng = np.random.default_rng(1)
+    return [(make_x(rng), make_y(rng)) for _ in range(steps)]
+
+
+def train_steps(model, loss, optimizer, data, device, first_step=0):
+    """The Trainer's step (forward, loss, zero_grad, backward, clip, step) on each batch;
+    returns the losses (Python floats)."""
+    losses = []
+    for i, (x, y) in enumerate(data, start=first_step):
+        with gradcheck._global_seed(100 + i):
+            out = model(to_device(x, device))
+        assert backend.array_module(out) is backend.device_module(device)
+        losses.append(loss(out, to_device(y, device)))
+        optimizer.zero_grad()
+        model.backward(loss.backward())
+        optim.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    return losses
+
+
+def weights(model):
+    return {k: to_host(v) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_zoo_model_trains_the_same(name, device):
+    runs = {}
+    for where in ("cpu", device):
+        model = build(name, where)
+        optimizer = optim.Adam(model.parameters(), lr=1e-2)
+        losses = train_steps(model, ZOO[name][3](), optimizer, batches(name), where)
+        assert all(isinstance(v, float) for v in losses)
+        runs[where] = losses, weights(model), to_host(model.get_state()[0]) if name == "char_lstm" else None
+    (losses, w, state), (losses_d, w_d, state_d) = runs["cpu"], runs[device]
+    np.testing.assert_allclose(losses_d, losses, rtol=1e-9)
+    for k in w:
+        assert_same(w_d[k], w[k], k)
+    if state is not None:  # the carried state stayed on the device between batches
+        assert_same(state_d, state, "carried state")
+
+
+# -- every optimizer, schedule and clipping function ------------------------------
+
+OPTIMIZERS = {
+    "SGD": lambda p: optim.SGD(p, lr=0.1),
+    "SGD momentum nesterov decay": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    "SGD momentum dampening": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.5),
+    "Adagrad": lambda p: optim.Adagrad(p, lr=0.1, lr_decay=0.01, weight_decay=1e-2),
+    "RMSprop centered momentum": lambda p: optim.RMSprop(p, lr=0.01, momentum=0.9, centered=True, weight_decay=1e-2),
+    "RMSprop": lambda p: optim.RMSprop(p, lr=0.01),
+    "Adam amsgrad": lambda p: optim.Adam(p, lr=0.01, amsgrad=True, weight_decay=1e-2),
+    "AdamW": lambda p: optim.AdamW(p, lr=0.01),
+}
+SCHEDULES = {
+    "StepLR": lambda o: optim.StepLR(o, step_size=2, gamma=0.5),
+    "ExponentialLR": lambda o: optim.ExponentialLR(o, gamma=0.9),
+    "CosineAnnealingLR": lambda o: optim.CosineAnnealingLR(o, T_max=3),
+}
+CLIPS = {
+    "norm 2": lambda p: optim.clip_grad_norm_(p, 0.5),
+    "norm inf": lambda p: optim.clip_grad_norm_(p, 0.05, norm_type=float("inf")),
+    "norm 1": lambda p: optim.clip_grad_norm_(p, 0.5, norm_type=1),
+    "value": lambda p: optim.clip_grad_value_(p, 0.01),
+}
+
+
+def optimize(device, make_optimizer, make_schedule, clip, steps=4):
+    """``steps`` steps of an MLP with one optimizer, schedule and clipping on ``device``:
+    (the clip results, learning rates, final weights, optimizer state_dict)."""
+    model = build("mlp", device)
+    loss = nn.CrossEntropyLoss()
+    optimizer = make_optimizer(model.parameters())
+    schedule = make_schedule(optimizer)
+    clipped, lrs = [], []
+    for x, y in batches("mlp", steps):
+        with gradcheck._global_seed(0):
+            out = model(to_device(x, device))
+        loss(out, to_device(y, device))
+        optimizer.zero_grad()
+        model.backward(loss.backward())
+        clipped.append(clip(model.parameters()))
+        optimizer.step()
+        schedule.step()
+        lrs.append(optimizer.lr)
+    return clipped, lrs, weights(model), optimizer.state_dict()
+
+
+@pytest.mark.parametrize("clip", sorted(CLIPS))
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_schedule_and_clipping(name, schedule, clip, device):
+    host = optimize("cpu", OPTIMIZERS[name], SCHEDULES[schedule], CLIPS[clip])
+    dev = optimize(device, OPTIMIZERS[name], SCHEDULES[schedule], CLIPS[clip])
+    assert [type(v) for v in dev[0]] == [type(v) for v in host[0]]  # floats (clip_grad_norm_) or None
+    if host[0][0] is not None:
+        np.testing.assert_allclose(dev[0], host[0], rtol=1e-9)
+    assert dev[1] == host[1]
+    for k in host[2]:
+        assert_same(dev[2][k], host[2][k], k)
+    state, state_d = host[3], dev[3]
+    assert state.keys() == state_d.keys()
+    for k, v in state["buffers"].items():  # the optimizer's state_dict holds host arrays
+        assert isinstance(state_d["buffers"][k], np.ndarray)
+        np.testing.assert_allclose(state_d["buffers"][k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+# -- evaluation, prediction, sampling -------------------------------------------
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_evaluate_and_predict_on_device_data(name, device):
+    (x1, y1), (x2, y2) = batches(name, 2)
+    X, y = np.concatenate([x1, x2]), np.concatenate([y1, y2])
+    results = {}
+    for where in ("cpu", device):
+        model = build(name, where)
+        data = (to_device(X, where), to_device(y, where))
+        results[where] = (evaluate(model, nn.CrossEntropyLoss(), data, batch_size=4, keep_predictions=True),
+                          predict(model, data[0], batch_size=3), predict_logits(model, data[0], batch_size=3))
+    (ev, pred, logits), (ev_d, pred_d, logits_d) = results["cpu"], results[device]
+    assert isinstance(pred_d, np.ndarray) and isinstance(logits_d, np.ndarray)  # results come back to the host
+    np.testing.assert_array_equal(pred_d, pred)
+    np.testing.assert_allclose(logits_d, logits, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(ev_d.pop("predictions"), ev.pop("predictions"))
+    assert ev_d == pytest.approx(ev, rel=1e-9)
+
+
+def test_evaluate_streams_on_device(device):
+    ids = np.random.default_rng(2).integers(0, 7, size=64)
+    results = {}
+    for where in ("cpu", device):
+        model = build("char_lstm", where)
+        source = StreamLoader(to_device(ids, where), batch_size=3, seq_len=5)
+        results[where] = (evaluate(model, nn.TemporalCrossEntropyLoss(), source), predict(model, source))
+    assert results[device][0] == pytest.approx(results["cpu"][0], rel=1e-9)
+    np.testing.assert_array_equal(results[device][1], results["cpu"][1])
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_char_lstm_samples_the_same_ids(greedy, device):
+    host = build("char_lstm", "cpu").sample([1, 2, 3], 12, temperature=0.8, greedy=greedy, rng=5)
+    assert build("char_lstm", device).sample([1, 2, 3], 12, temperature=0.8, greedy=greedy, rng=5) == host
+    assert all(type(i) is int for i in host)
+
+
+# -- state dicts, saved models, checkpoints: device -> host file -> device ------------
+
+def test_state_dict_round_trip(device):
+    model = build("cnn", device)
+    state = model.state_dict()
+    assert all(backend.array_module(v) is backend.device_module(device) for v in state.values())
+    other = models.get_model("cnn", rng=1, **ZOO["cnn"][0]).astype(np.float64).to(device)
+    other.load_state_dict(state)  # device arrays into device arrays
+    host = models.get_model("cnn", rng=1, **ZOO["cnn"][0]).astype(np.float64)
+    host.load_state_dict({k: to_host(v) for k, v in state.items()})  # host arrays into a host model
+    for k, v in weights(model).items():
+        assert_same(other.state_dict()[k], v, k)
+        np.testing.assert_array_equal(host.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_save_model_from_device_load_back_onto_it(name, device, tmp_path):
+    model = build(name, device, backend.get_default_dtype())  # load_model builds in the default dtype
+    train_steps(model, ZOO[name][3](), optim.SGD(model.parameters(), lr=0.1), batches(name, 1), device)
+    path = save_model(tmp_path / "model.npz", model, {"model": name, "model_kwargs": ZOO[name][0]})
+    loaded, _ = load_model(path)
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(loaded.state_dict()[k], v)  # loaded on the host
+    loaded.to(device)
+    x, _ = batches(name, 1)[0]
+    model.eval(), loaded.eval()
+    assert_same(loaded(to_device(x, device)), to_host(model(to_device(x, device))))
