@@ -13,7 +13,9 @@ forward, backward and optimizer step, every optimizer, schedule and clipping
 function, evaluation, prediction, sampling, state dicts, saved models and
 checkpoints (device -> host file -> device).
 """
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +29,10 @@ from handgrad.train.evaluate import evaluate, predict, predict_logits
 from test_recurrent_reference import KERNELS, kernels
 
 strict_backend.register()
-DEVICES = ["strict"] + (["cuda"] if os.environ.get("HANDGRAD_TEST_DEVICE") == "cuda" else [])
+DEVICES = ["strict"]
+if os.environ.get("HANDGRAD_TEST_DEVICE") == "cuda":
+    backend.device_module("cuda")  # no CuPy or no GPU: an error naming what is missing, never a pass
+    DEVICES.append("cuda")
 
 
 @pytest.fixture(params=DEVICES)
@@ -319,3 +324,55 @@ def test_save_model_from_device_load_back_onto_it(name, device, tmp_path):
     x, _ = batches(name, 1)[0]
     model.eval(), loaded.eval()
     assert_same(loaded(to_device(x, device)), to_host(model(to_device(x, device))))
+
+
+# -- the PyTorch oracle: on CUDA when the device is CUDA ----------------------------
+
+def pytorch_twins():
+    """benchmarks/gpu_compare.py's registry: each zoo model with its PyTorch twin (same state_dict names)."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location(
+        "gpu_compare", Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BENCHMARKS
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet5", "small_cnn", "cnn", "char_lstm"])
+def test_zoo_models_match_pytorch(name, device):
+    """Forward, loss, every parameter gradient and the batch-norm statistics of a
+    training step (float64) equal PyTorch's, which runs on CUDA for ``device='cuda'``."""
+    import torch
+
+    bench = pytorch_twins()[name]
+    x, y = bench.make_batch(np.random.default_rng(0), 4)
+    model = bench.build_handgrad().astype(np.float64)
+    twin = bench.build_torch().double()
+    twin.load_state_dict({k: torch.from_numpy(to_host(v)) for k, v in model.state_dict().items()})
+    for m in model.named_modules():  # no dropout: the two libraries draw different masks
+        if isinstance(m[1], nn.Dropout):
+            m[1].p = 0.0
+    for m in twin.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    twin.to("cuda" if device == "cuda" else "cpu")
+    model.to(device)
+    criterion = bench.build_loss()
+    out = model(to_device(x.astype(np.float64) if x.dtype.kind == "f" else x, device))
+    loss = criterion(out, to_device(y, device))
+    model.backward(criterion.backward())
+
+    param = next(twin.parameters())
+    xt = torch.from_numpy(x).to(param.device)
+    out_t = twin(xt.double() if x.dtype.kind == "f" else xt)
+    loss_t = torch.nn.functional.cross_entropy(out_t.reshape(-1, out_t.shape[-1]),
+                                               torch.from_numpy(y).to(param.device).reshape(-1))
+    loss_t.backward()
+    np.testing.assert_allclose(to_host(out), out_t.detach().cpu().numpy(), rtol=1e-7, atol=1e-10)
+    assert loss == pytest.approx(loss_t.item(), rel=1e-9)
+    grads = {k: p.grad.cpu().numpy() for k, p in twin.named_parameters()}
+    for k, p in model.named_parameters():
+        np.testing.assert_allclose(to_host(p.grad), grads[k], rtol=1e-7, atol=1e-10, err_msg=k)
+    buffers = dict(twin.named_buffers())
+    for k, v in model.named_buffers():
+        np.testing.assert_allclose(to_host(v), buffers[k].cpu().numpy(), rtol=1e-7, atol=1e-10, err_msg=k)
