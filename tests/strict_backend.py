@@ -14,7 +14,9 @@ What it enforces, as CuPy does (or more strictly):
   ``a.get()``, ``xp.asnumpy(a)``, ``a.item()`` (and so ``backend.to_host`` /
   ``backend.to_scalar``);
 * reductions return 0-d device arrays, not NumPy scalars (``a.sum()``, ``xp.max(a)``);
-* there is no ``xp.random``: handgrad draws random numbers on the host and moves them.
+* there is no ``xp.random``: handgrad draws random numbers on the host and moves them;
+* where CuPy's signature is narrower than NumPy's, so is this one's:
+  ``xp.lib.stride_tricks.as_strided(x, shape, strides)`` (no ``writeable``, no ``subok``).
 
 ``register()`` makes it the device ``"strict"``: ``Module.to("strict")``,
 ``backend.device_module("strict")`` and ``backend.array_module(a)`` then work.
@@ -176,6 +178,13 @@ class StrictModule(_Namespace):
         if isinstance(a, StrictArray):
             return StrictArray(np.array(a._a, dtype=dtype, copy=copy, **kwargs))
         return StrictArray(np.array(a, dtype=dtype, copy=True, **kwargs))
+
+    class lib:  # noqa: N801 (a sub-module)
+        class stride_tricks:  # noqa: N801
+            @staticmethod
+            def as_strided(x, shape=None, strides=None):
+                """CuPy's signature: ``writeable`` and ``subok`` are NumPy's only."""
+                return StrictArray(np.lib.stride_tricks.as_strided(_unwrap(x), shape, strides))
 
     @staticmethod
     def asnumpy(a) -> np.ndarray:

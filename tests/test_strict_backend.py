@@ -376,3 +376,9 @@ def test_zoo_models_match_pytorch(name, device):
     buffers = dict(twin.named_buffers())
     for k, v in model.named_buffers():
         np.testing.assert_allclose(to_host(v), buffers[k].cpu().numpy(), rtol=1e-7, atol=1e-10, err_msg=k)
+
+
+def test_embedding_takes_whole_floats_on_the_device(device):
+    layer = nn.Embedding(5, 3, rng=0).to(device)
+    ids = np.array([[0.0, 4.0], [2.0, 2.0]])
+    assert_same(layer(to_device(ids, device)), to_host(layer(to_device(ids.astype(np.int64), device))))
