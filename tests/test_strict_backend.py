@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import strict_backend
-from handgrad import backend, gradcheck, models, nn, ops, optim
+from handgrad import backend, gradcheck, models, nn, optim
 from handgrad.backend import to_device, to_host
 from handgrad.data.text import StreamLoader
 from handgrad.io import load_model, save_model

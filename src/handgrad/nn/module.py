@@ -208,7 +208,8 @@ class Module:
 
     def to(self, device: str):
         """Move every parameter, gradient and buffer to ``'cpu'`` (NumPy) or ``'cuda'`` (CuPy); returns self.
-        Inputs must then live on the same device: kernels follow the array module of their input."""
+        Inputs must then live on the same device: kernels follow the array module of their input.
+        Move the model before building its optimizer, whose buffers follow the parameters then."""
         device_module(device)  # an unknown or unavailable device fails before any array moves
         return self._replace_arrays(lambda a: to_device(a, device))
 
