@@ -14,26 +14,80 @@ _default_dtype = np.dtype(np.float32)
 _rng = np.random.default_rng()
 
 
+_DEVICES: dict = {}  # further device names: name -> (array module, is_array predicate)
+
+
+def register_device(name: str, module, is_array) -> None:
+    """Make a further device known by ``name``: ``module`` is its array module (what
+    ``xp`` is in the kernels) and ``is_array(x)`` says whether ``x`` lives on it.
+
+    handgrad itself knows ``'cpu'`` (NumPy) and ``'cuda'`` (CuPy); the test suite
+    registers a strict stand-in for CuPy that runs on NumPy (``tests/strict_backend.py``).
+    """
+    _DEVICES[name] = (module, is_array)
+
+
 def array_module(x):
-    """Return ``numpy`` or ``cupy``, whichever module owns the array ``x``."""
+    """Return ``numpy`` or ``cupy`` (or a registered device's module), whichever owns the array ``x``."""
     if type(x).__module__.startswith("cupy"):
         import cupy
 
         return cupy
+    for module, is_array in _DEVICES.values():
+        if is_array(x):
+            return module
     return np
 
 
 def device_module(device: str):
-    """The array module for a device name: ``'cpu'`` -> numpy, ``'cuda'`` -> cupy."""
+    """The array module for a device name: ``'cpu'`` -> numpy, ``'cuda'`` -> cupy.
+
+    Raises ImportError naming the package to install when CuPy is missing, and
+    RuntimeError when CuPy is installed but finds no usable CUDA GPU.
+    """
     if device == "cpu":
         return np
     if device in ("cuda", "gpu"):
         try:
             import cupy
         except ImportError as exc:
-            raise ImportError(f"device {device!r} needs CuPy: pip install cupy-cuda12x (matching your CUDA)") from exc
+            raise ImportError(f"device {device!r} needs CuPy: pip install cupy-cuda12x "
+                              f"(the wheel matching your CUDA version)") from exc
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError: no driver, no device
+            raise RuntimeError(f"device {device!r}: CuPy is installed but no CUDA GPU is usable ({exc})") from exc
+        if count == 0:
+            raise RuntimeError(f"device {device!r}: CuPy is installed but finds no CUDA GPU")
         return cupy
+    if device in _DEVICES:
+        return _DEVICES[device][0]
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def to_host(x) -> np.ndarray:
+    """The array ``x`` in host memory, as a NumPy array: an explicit device -> host
+    copy, or ``x`` itself (no copy) when it already is a NumPy array."""
+    xp = array_module(x)
+    return np.asarray(x) if xp is np else xp.asnumpy(x)
+
+
+to_numpy = to_host  # the name the rest of the package has always used
+
+
+def to_device(x, device: str):
+    """The array ``x`` on ``device`` (``'cpu'``, ``'cuda'``): an explicit transfer, or
+    ``x`` itself when it is already there."""
+    xp = device_module(device)
+    if xp is np:
+        return to_host(x)
+    return x if array_module(x) is xp else xp.asarray(to_host(x))
+
+
+def to_scalar(x):
+    """A one-element array (or a number) as a Python number: the explicit transfer a
+    loss value or a finiteness test needs (one device synchronisation on a GPU)."""
+    return to_host(x).item()
 
 
 def get_default_dtype() -> np.dtype:
@@ -66,10 +120,3 @@ def get_rng(rng=None) -> np.random.Generator:
     if isinstance(rng, (int, np.integer)):
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
-
-
-def to_numpy(x) -> np.ndarray:
-    """Copy an array to host memory (a no-op for NumPy arrays)."""
-    if array_module(x) is np:
-        return np.asarray(x)
-    return x.get()

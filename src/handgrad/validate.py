@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from .backend import to_scalar
+
 
 def is_number(value) -> bool:
     """A finite real number: a Python or NumPy int or float, not a bool, not NaN or inf."""
@@ -58,7 +60,7 @@ def check_labels(labels, num_classes: int | None, what: str) -> None:
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{what} must be integers, got dtype {labels.dtype}")
     top = num_classes if num_classes is not None else math.inf
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= top):
+    if labels.size and (to_scalar(labels.min()) < 0 or to_scalar(labels.max()) >= top):
         bad = labels[(labels < 0) | (labels >= top)]
         expected = "in [0, {})".format(num_classes) if num_classes is not None else ">= 0"
-        raise ValueError(f"{what} must be {expected}, got {int(bad[0])}")
+        raise ValueError(f"{what} must be {expected}, got {to_scalar(bad[0])}")

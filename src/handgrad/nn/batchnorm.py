@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module, get_default_dtype
+from ..backend import array_module, get_default_dtype, to_scalar
 from ..ops import batch_norm_backward, batch_norm_forward
 from ..validate import fraction, positive_int, positive_number
 from .module import Module, Parameter
@@ -65,7 +65,7 @@ class _BatchNorm(Module):
 
     def _update_running(self, mean, unbiased_var):
         self.num_batches_tracked += 1
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        factor = 1.0 / to_scalar(self.num_batches_tracked) if self.momentum is None else self.momentum
         xp = array_module(self.running_mean)
         for buf, stat in ((self.running_mean, mean), (self.running_var, unbiased_var)):
             buf *= 1.0 - factor

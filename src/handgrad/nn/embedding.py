@@ -1,7 +1,7 @@
 """Embedding layer: a learned vector per token id."""
 from __future__ import annotations
 
-from ..backend import array_module, get_default_dtype, get_rng
+from ..backend import array_module, get_default_dtype, get_rng, to_scalar
 from ..ops.embedding import embedding_backward, embedding_forward
 from ..validate import check_labels, positive_int
 from .module import Module, Parameter
@@ -27,7 +27,7 @@ class Embedding(Module):
     def forward(self, idx):
         xp = array_module(self.weight.data)
         idx = xp.asarray(idx)
-        if idx.dtype.kind == "f" and bool((idx == xp.round(idx)).all()):
+        if idx.dtype.kind == "f" and to_scalar((idx == xp.round(idx)).all()):
             idx = idx.astype(xp.int64)  # whole numbers stored as floats, e.g. a zero probe input
         check_labels(idx, self.num_embeddings, "Embedding: token ids")
         out, self._cache = embedding_forward(idx, self.weight.data)

@@ -2,7 +2,7 @@
 keeps what ``criterion.backward()`` needs to return dL/d(output)."""
 from __future__ import annotations
 
-from ..backend import array_module
+from ..backend import array_module, to_scalar
 from ..ops import mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..validate import check_labels
 from .module import Module
@@ -43,7 +43,7 @@ class CrossEntropyLoss(Module):
                 f"got shape {tuple(target.shape)}"
             )
         loss, self._cache = softmax_cross_entropy_forward(logits, target, self.reduction)
-        return float(loss)
+        return to_scalar(loss)
 
     def backward(self, dout: float = 1.0):
         return softmax_cross_entropy_backward(dout, self._cache)
@@ -67,7 +67,7 @@ class MSELoss(Module):
             raise ValueError(f"MSELoss: input shape {tuple(x.shape)} and target shape {tuple(target.shape)} differ")
         check_finite(self, "inputs", x)
         loss, self._cache = mse_forward(x, target, self.reduction)
-        return float(loss)
+        return to_scalar(loss)
 
     def backward(self, dout: float = 1.0):
         return mse_backward(dout, self._cache)

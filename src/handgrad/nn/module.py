@@ -26,7 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import array_module, device_module, to_numpy
+from ..backend import array_module, device_module, to_device
 
 
 class Parameter:
@@ -208,9 +208,10 @@ class Module:
 
     def to(self, device: str):
         """Move every parameter, gradient and buffer to ``'cpu'`` (NumPy) or ``'cuda'`` (CuPy); returns self.
-        Inputs must then live on the same device: kernels follow the array module of their input."""
-        xp = device_module(device)
-        return self._replace_arrays(lambda a: xp.asarray(to_numpy(a)) if xp is np else xp.asarray(a))
+        Inputs must then live on the same device: kernels follow the array module of their input.
+        Move the model before building its optimizer, whose buffers follow the parameters then."""
+        device_module(device)  # an unknown or unavailable device fails before any array moves
+        return self._replace_arrays(lambda a: to_device(a, device))
 
     def astype(self, dtype):
         """Cast every parameter, gradient and floating buffer to ``dtype``; returns self."""

@@ -1,7 +1,7 @@
 """Cross-entropy over every time step of a sequence of predictions."""
 from __future__ import annotations
 
-from ..backend import array_module
+from ..backend import array_module, to_scalar
 from ..ops import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..validate import check_labels
 from .module import Module
@@ -49,7 +49,7 @@ class TemporalCrossEntropyLoss(Module):
                 raise ValueError(f"{name}: the mask leaves no position to score")
         loss, cache = softmax_cross_entropy_forward(flat_logits, flat_target, self.reduction)
         self._cache = (cache, logits.shape, None if mask is None else keep)
-        return float(loss)
+        return to_scalar(loss)
 
     def backward(self, dout: float = 1.0):
         cache, shape, keep = self._cache

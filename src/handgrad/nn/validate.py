@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..backend import array_module
+from ..backend import array_module, to_scalar
 
 
 def check_rank(layer, x, ranks, layout: str) -> None:
@@ -46,5 +46,5 @@ def check_reduction(loss, reduction) -> None:
 
 def check_finite(layer, name: str, x) -> None:
     """Raise ValueError if ``x`` holds NaN or inf (``name``: what x is, e.g. "logits")."""
-    if not bool(array_module(x).isfinite(x).all()):
+    if not to_scalar(array_module(x).isfinite(x).all()):
         raise ValueError(f"{type(layer).__name__}: {name} contain NaN or inf")

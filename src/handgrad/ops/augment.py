@@ -16,18 +16,20 @@ Shapes: x (N, C, H, W); flips (N,) bool; row_offsets, col_offsets (N,) ints.
 """
 from __future__ import annotations
 
-from ..backend import array_module
+import numpy as np
+
+from ..backend import array_module, to_host
 
 
 def shift_flip_forward(x, flips, row_offsets, col_offsets):
     """out[n, c, i, j] = x'[n, c, i + a_n, j + b_n] (see the module docstring); -> (out, cache)."""
     xp = array_module(x)
     n, c, h, w = x.shape
+    # pad by the largest offset, so every shifted window reads inside the padded image; the
+    # padding is a Python int, read on the host, where the offsets are drawn
+    s = int(max(np.abs(to_host(row_offsets)).max(initial=0), np.abs(to_host(col_offsets)).max(initial=0)))
     flips = xp.asarray(flips, dtype=bool)
     row_offsets, col_offsets = xp.asarray(row_offsets), xp.asarray(col_offsets)
-    # pad by the largest offset, so every shifted window reads inside the padded image
-    s = int(max(abs(int(row_offsets.min())), abs(int(row_offsets.max())),
-                abs(int(col_offsets.min())), abs(int(col_offsets.max())))) if n else 0
     rows = (s + row_offsets)[:, None] + xp.arange(h)
     cols = (s + col_offsets)[:, None] + xp.arange(w)
     index = (xp.arange(n)[:, None, None, None], xp.arange(c)[None, :, None, None],

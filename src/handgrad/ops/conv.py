@@ -116,9 +116,9 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
     s_n, s_c, _, s_w = padded.strides
     dh, dw = dilation
+    # a read-only use of overlapping windows (CuPy's as_strided has no writeable=False to say so)
     windows = xp.lib.stride_tricks.as_strided(
-        padded, (n, groups, kh, kw, cg, g.t),
-        (s_n, cg * s_c, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w), writeable=False
+        padded, (n, groups, kh, kw, cg, g.t), (s_n, cg * s_c, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w)
     )
     k = kh * kw * cg
     w2 = w.reshape(groups, fg, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, fg, k)
@@ -190,9 +190,7 @@ def _input_gradient(dout, w, g, groups):
     flat = spread.reshape(n, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
     s_n, s_f, s_e = flat.strides
     # shifted[n, g, k, f, s] = dout_s[n, g*Fg + f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
-    shifted = xp.lib.stride_tricks.as_strided(
-        flat, (n, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e), writeable=False
-    )
+    shifted = xp.lib.stride_tricks.as_strided(flat, (n, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e))
     d = xp.ascontiguousarray(shifted).reshape(n, groups, kw * fg, area)
     w3 = w[..., ::-1].reshape(groups, fg, cg, kh, kw).transpose(0, 3, 2, 4, 1).reshape(groups, kh * cg, kw * fg)
     # (N, G, KH, Cg*area) -> (N, KH, C*area); for G = 1 a view, no copy

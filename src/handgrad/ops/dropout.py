@@ -35,5 +35,6 @@ def dropout2d_forward(x, p, rng):
     """
     q = 1.0 - p
     shape = x.shape[:2] + (1,) * (x.ndim - 2)
-    mask = (rng.random(shape, dtype=x.dtype) < q) * x.dtype.type(1.0 / q)
+    keep = array_module(x).asarray(rng.random(shape, dtype=x.dtype) < q)  # drawn on the host, like dropout's
+    mask = keep * x.dtype.type(1.0 / q)
     return x * mask, mask

@@ -19,7 +19,7 @@ def embedding_backward(dout, cache):
 
     The scatter-add sorts the positions by index and sums each run of equal
     indices with one ``add.reduceat``, several times faster than ``add.at`` in
-    NumPy; array modules without ``reduceat`` (CuPy) use ``add.at``.
+    NumPy (CuPy has ``add.reduceat`` too); an array module without it uses ``add.at``.
     """
     idx, shape = cache
     xp = array_module(dout)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..backend import array_module
+from ..backend import array_module, to_scalar
 from ..nn.module import Parameter
 
 
@@ -35,9 +35,9 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
     if not params:
         return 0.0
     if norm_type == math.inf:
-        total = max(float(array_module(p.grad).abs(p.grad).max()) if p.grad.size else 0.0 for p in params)
+        total = max(to_scalar(array_module(p.grad).abs(p.grad).max()) if p.grad.size else 0.0 for p in params)
     else:
-        total = sum(float((array_module(p.grad).abs(p.grad) ** norm_type).sum()) for p in params) ** (1.0 / norm_type)
+        total = sum(to_scalar((array_module(p.grad).abs(p.grad) ** norm_type).sum()) for p in params) ** (1.0 / norm_type)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for p in params:

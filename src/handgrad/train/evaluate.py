@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module, to_numpy
+from ..backend import array_module, to_host, to_scalar
 from ..data.loader import BatchSource
 
 
@@ -62,7 +62,7 @@ def predict_logits(model, X, batch_size: int = 256) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        outs = [to_numpy(out) for out in _outputs(model, X, batch_size)]
+        outs = [to_host(out) for out in _outputs(model, X, batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(outs, axis=1 if isinstance(X, BatchSource) and X.continues else 0)
@@ -99,15 +99,15 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
     try:
         inputs = data[0] if arrays else data
         for out, yb in zip(_outputs(model, inputs, batch_size), _labels(data, batch_size)):
-            xp = array_module(out)
-            if not bool(xp.isfinite(out).all()):
+            if not to_scalar(array_module(out).isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
             batch_loss = loss.forward(out, yb)
-            weight = len(yb) if arrays else np.size(yb)
+            labels = to_host(yb)
+            weight = len(labels) if arrays else labels.size
             total_loss += batch_loss if summed else batch_loss * weight
-            predicted = to_numpy(out.argmax(axis=-1))
-            correct += int((predicted == to_numpy(yb)).sum())
-            count += int(np.size(yb))
+            predicted = to_host(out.argmax(axis=-1))
+            correct += int((predicted == labels).sum())
+            count += labels.size
             samples += weight
             if keep_predictions:
                 predictions.append(predicted)

@@ -1,0 +1,143 @@
+"""On a CUDA machine: train each zoo model on CuPy, then time handgrad on CuPy
+against PyTorch on CUDA (same model, batch, optimizer: benchmarks/compare.py's
+twins, plus the ``cnn`` twin below), side by side with the ratio.
+
+    python benchmarks/gpu_compare.py [mlp lenet5 small_cnn cnn char_lstm] [--train-steps 300]
+                                     [--steps 100] [--repeats 3]
+
+For each model: ``--train-steps`` SGD steps on one fixed batch on the GPU (the loss
+must stay finite and fall: it is printed at the start and the end), then
+``--repeats`` rounds of ``--steps`` timed steps of each library in turns. GPU work
+is asynchronous, so every timed run starts and ends with a device synchronisation.
+TF32 is off in PyTorch (CuPy does not use it by default), so both do float32
+arithmetic. Exits 1 with one line naming what is missing (CuPy, a GPU, PyTorch's
+CUDA), never measures on the CPU instead.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from functools import partial
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import compare  # noqa: E402  (benchmarks/compare.py: the PyTorch twins of the zoo models)
+import handgrad  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from handgrad import optim  # noqa: E402
+from handgrad.backend import device_module, to_device  # noqa: E402
+
+
+def _cnn_torch():
+    """The twin of ``handgrad.models.cnn(flip=False)``: three conv-BN-ReLU-pool blocks, then the classifier."""
+    t = torch.nn
+    layers, channels = [], 1
+    for width in (16, 32, 64):
+        layers += [t.Conv2d(channels, width, 3, padding="same", bias=False), t.BatchNorm2d(width), t.ReLU(),
+                   t.MaxPool2d(2)]
+        channels = width
+    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+
+
+# without the random flips, which the twin does not have
+compare.register("cnn", compare.Bench(64, partial(handgrad.models.cnn, flip=False), _cnn_torch,
+                                      compare.image_batch((1, 28, 28))))
+BENCHMARKS = compare.BENCHMARKS
+MODELS = ["mlp", "lenet5", "small_cnn", "cnn", "char_lstm"]
+
+
+def require_gpu():
+    """CuPy with a usable GPU, and PyTorch with CUDA; else SystemExit with what is missing."""
+    try:
+        cp = device_module("cuda")
+    except (ImportError, RuntimeError) as exc:
+        raise SystemExit(f"gpu_compare: {exc}") from None
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_compare: this PyTorch has no CUDA (install a CUDA build of torch)")
+    return cp
+
+
+def train(name: str, steps: int, cp) -> None:
+    """``steps`` handgrad SGD steps of ``name`` on the GPU; fails unless the loss stays finite and falls."""
+    bench = BENCHMARKS[name]
+    x, y = bench.make_batch(np.random.default_rng(1), bench.batch_size)
+    handgrad.manual_seed(1)
+    model = bench.build_handgrad().to("cuda")
+    x, y = to_device(x, "cuda"), to_device(y, "cuda")
+    criterion = bench.build_loss()
+    opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        losses.append(criterion(model(x), y))
+        opt.zero_grad()
+        model.backward(criterion.backward())
+        opt.step()
+    print(f"{name}: {steps} steps on CuPy, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    if not all(math.isfinite(v) for v in losses) or not losses[-1] < losses[0]:
+        raise SystemExit(f"gpu_compare: {name} did not train on the GPU (loss {losses[0]} -> {losses[-1]})")
+
+
+def throughput(name: str, steps: int, warmup: int, repeats: int, cp) -> float:
+    """Rounds of timed steps of handgrad (CuPy) and PyTorch (CUDA); returns the median ratio."""
+    bench = BENCHMARKS[name]
+    x, y = bench.make_batch(np.random.default_rng(0), bench.batch_size)
+    handgrad.manual_seed(0)
+    model_hg, model_pt = bench.build_handgrad().to("cuda"), bench.build_torch().cuda()
+    opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
+    opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
+    xt, yt = torch.from_numpy(x).cuda(), torch.from_numpy(y.astype(np.int64)).cuda()
+    run_hg = partial(compare.handgrad_steps, model_hg, bench.build_loss(), opt_hg,
+                     to_device(x, "cuda"), to_device(y, "cuda"))
+    run_pt = partial(compare.torch_steps, model_pt, opt_pt, xt, yt)
+
+    def seconds(run, sync, n):
+        sync()
+        start = time.perf_counter()
+        run(n)
+        sync()
+        return time.perf_counter() - start
+
+    sync_hg, sync_pt = cp.cuda.Device().synchronize, torch.cuda.synchronize
+    seconds(run_hg, sync_hg, warmup)
+    seconds(run_pt, sync_pt, warmup)
+    ratios = []
+    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, float32")
+    for r in range(repeats):
+        hg = steps * bench.batch_size / seconds(run_hg, sync_hg, steps)
+        pt = steps * bench.batch_size / seconds(run_pt, sync_pt, steps)
+        ratios.append(hg / pt)
+        print(f"  round {r + 1}: handgrad/CuPy {hg:12,.0f} {bench.unit}/s   PyTorch/CUDA {pt:12,.0f} "
+              f"{bench.unit}/s   ratio {hg / pt:.3f}")
+    median = statistics.median(ratios)
+    print(f"  {name}: median ratio handgrad/pytorch on the GPU = {median:.3f}")
+    return median
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=MODELS, help=f"any of: {', '.join(MODELS)}")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    cp = require_gpu()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    for name in args.models:
+        train(name, args.train_steps, cp)
+    summary = {name: throughput(name, args.steps, args.warmup, args.repeats, cp) for name in args.models}
+    print("median throughput ratio handgrad(CuPy) / PyTorch(CUDA): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
