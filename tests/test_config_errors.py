@@ -1,5 +1,6 @@
 """Settings a user can get wrong, from a file, --set or a flag: each is one line on
 stderr naming the file, flag or key, exit status 2, before anything is written."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -36,6 +37,7 @@ CASES = [
      "model 'lenet5' cannot take data set 'digits' (inputs of shape (1, 8, 8))"),
     ({}, ["train", "--model", "char_lstm", "--data", "synth"], "model 'char_lstm' cannot take data set 'synth'"),
     ({}, ["train", "--data", "nowhere.npz"], "unknown data set 'nowhere.npz'"),
+    ({}, ["train", "--device", "tpu", "--data", "synth"], "unknown device 'tpu'; choose from cpu, cuda"),
     ({}, ["sweep", "lr=[0.001", "--out", "sweep"], "a grid axis lr: '[0.001' is not valid JSON"),
     ({}, ["sweep", "lrr=[0.001, 0.01]", "--out", "sweep"], "unknown key 'lrr'"),
     ({}, ["sweep", "model=['mlp', 'resnet']", "--out", "sweep"], "is not valid JSON"),
@@ -53,6 +55,15 @@ def test_a_bad_setting_is_one_line_and_writes_nothing(tmp_path, files, args, nee
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert snapshot(tmp_path) == before  # no run or sweep directory, the config file untouched
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+def test_device_cuda_without_cupy_says_what_to_install_and_writes_nothing(tmp_path):
+    proc = handgrad("train", "--device", "cuda", "--data", "synth", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "device 'cuda' needs CuPy: pip install cupy-cuda12x" in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_more_workers_than_cores_says_so_and_uses_the_cores(tmp_path):

@@ -107,3 +107,35 @@ def test_checkpoint_moves_between_devices(device, tmp_path):
     for k, v in weights(model).items():
         np.testing.assert_allclose(v, reference[k], rtol=0 if exact else 1e-9, atol=0 if exact else 1e-12,
                                    err_msg=k)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_the_trainer_on_a_device_moves_each_batch_and_resumes_on_the_cpu(tmp_path):
+    """Trainer(device=...) trains on device arrays from host batches, bitwise as on the
+    CPU; its checkpoint, written from the device, continues on the CPU exactly."""
+    from trainer_helpers import make_trainer
+
+    kw = dict(epochs=3, eval_every=250, seed=7, adam=True, lr=0.01)
+    reference = make_trainer(**kw)
+    expected = reference.fit()
+
+    on_device = make_trainer(device=strict_backend.NAME, **kw)
+    assert on_device.fit() == expected
+    weights = on_device.model.to("cpu").state_dict()
+    for name, value in reference.model.state_dict().items():
+        assert np.array_equal(value, weights[name]), name
+
+    def stop(trainer, record):
+        if len(trainer.history["eval"]) == 3:
+            raise Stop
+
+    killed = make_trainer(device=strict_backend.NAME, checkpoint_dir=tmp_path, on_eval=stop, **kw)
+    with pytest.raises(Stop):
+        killed.fit()
+    resumed = make_trainer(checkpoint_dir=tmp_path, **kw)
+    assert resumed.fit(resume_from=tmp_path / "checkpoint.npz") == expected
+    for name, value in reference.model.state_dict().items():
+        assert np.array_equal(value, resumed.model.state_dict()[name]), name

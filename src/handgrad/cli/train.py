@@ -22,6 +22,7 @@ FLAGS = {
     "patience": (int, "N", "stop after N evaluations without a better validation accuracy"),
     "data_fraction": (float, "X", "train on this random fraction of the training set (a prefix of a text)"),
     "seed": (int, "N", "random seed (initialisation, shuffling, dropout)"),
+    "device": (str, "NAME", "cpu (default) or cuda (needs CuPy and a GPU); may change on --resume"),
     "workers": (int, "N", "processes sharing each batch, one per core (models without batch norm or "
                           "dropout); default 1"),
 }
@@ -87,12 +88,15 @@ def run(args) -> int:
 
     RunConfig.resolve(config)  # a bad setting is reported before a directory is made
     data = config.get("data") or default_dataset()
-    out = auto_name("runs", f"{config.get('model', 'mlp')}-{Path(data).stem if '/' in data else data}")
+    runs = Path("runs")
+    had_runs = runs.exists()
+    out = auto_name(runs, f"{config.get('model', 'mlp')}-{Path(data).stem if '/' in data else data}")
     try:
         return _train(config, out, args)
     finally:
-        if out.is_dir() and not any(out.iterdir()):  # nothing of the run was written
-            out.rmdir()
+        for folder in (out, None if had_runs else runs):  # nothing of the run was written: leave nothing
+            if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _train(config, out: Path, args) -> int:

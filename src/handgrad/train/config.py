@@ -57,6 +57,7 @@ DEFAULTS = {
     "seed": 0,
     "print_every": 100,
     "workers": 1,              # processes sharing each batch (handgrad.parallel); 2 on a 2-core machine
+    "device": "cpu",           # cpu, or cuda (CuPy): where the model and each batch live
 }
 
 # Named recipes: what a zoo model or a data set needs to train well out of the box.
@@ -73,17 +74,17 @@ DATA_DEFAULTS = {
 RECIPES = {**{f"data {k}": v for k, v in DATA_DEFAULTS.items()}, **{f"model {k}": v for k, v in MODEL_DEFAULTS.items()}}
 
 # What --resume may change: how long to train and how to compute, never what is computed.
-RESUMABLE = ("epochs", "print_every", "workers")
+RESUMABLE = ("epochs", "print_every", "workers", "device")
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 INITS = ("default", "xavier", "he", "normal")
 CHOICES = {"optimizer": OPTIMIZERS, "init": INITS, "loss_reduction": ("mean", "sum"),
-           "recipe": ("default", "none")}
+           "recipe": ("default", "none"), "device": ("cpu", "cuda")}
 
 _POSITIVE_INT = ("epochs", "batch_size", "workers")
 _OPTIONAL_POSITIVE_INT = ("eval_every", "patience", "print_every")
 _FRACTIONS = ("data_fraction", "eval_train_fraction")
-_STRINGS = ("model", "optimizer", "init", "loss", "loss_reduction", "recipe")
+_STRINGS = ("model", "optimizer", "init", "loss", "loss_reduction", "recipe", "device")
 _OPTIONAL_STRINGS = ("data", "text_file")
 _BOOLS = ("eval_test", "eval_at_start")
 

@@ -30,20 +30,30 @@ def _batches(n: int, batch_size: int):
         yield slice(start, min(start + batch_size, n))
 
 
+def _to_model(model):
+    """A function moving a batch to the model's device (explicitly; a no-op on the CPU)."""
+    params = model.parameters()
+    xp = array_module(params[0].data) if params else np
+    if xp is np:
+        return to_host
+    return lambda a: a if array_module(a) is xp else xp.asarray(to_host(a))
+
+
 def _outputs(model, inputs, batch_size: int):
-    """The model's output for each batch of ``inputs`` (an array X or a batch source);
-    the model must already be in eval mode."""
+    """The model's output for each batch of ``inputs`` (an array X or a batch source),
+    each batch moved to the model's device; the model must already be in eval mode."""
+    put = _to_model(model)
     if not isinstance(inputs, BatchSource):
         for s in _batches(len(inputs), batch_size):
-            yield model(inputs[s])
+            yield model(put(inputs[s]))
     elif inputs.continues:
         state = None
         for xb, _ in inputs:
-            yield model(xb, state)
+            yield model(put(xb), state)
             state = model.final_state
     else:
         for xb, _ in inputs:
-            yield model(xb)
+            yield model(put(xb))
 
 
 def _labels(data, batch_size: int):
@@ -96,12 +106,13 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
     was_training = model.training
     model.eval()
     total_loss, correct, count, samples, predictions = 0.0, 0, 0, 0, []
+    put = _to_model(model)
     try:
         inputs = data[0] if arrays else data
         for out, yb in zip(_outputs(model, inputs, batch_size), _labels(data, batch_size)):
             if not to_scalar(array_module(out).isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
-            batch_loss = loss.forward(out, yb)
+            batch_loss = loss.forward(out, put(yb))
             labels = to_host(yb)
             weight = len(labels) if arrays else labels.size
             total_loss += batch_loss if summed else batch_loss * weight

@@ -59,6 +59,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             cfg = _resumed_config(run_dir.read_manifest(), config, run_dir.path)
             _check_checkpoint(run_dir.path / CHECKPOINT, cfg)
         cfg = _usable_workers(cfg)
+        backend.device_module(cfg["device"])  # CuPy or a GPU missing: say what to install, write nothing
         backend.manual_seed(cfg["seed"])
         dataset = load_data(cfg)
         cfg = complete(cfg, dataset)
@@ -76,7 +77,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             test_data=run.test, eval_test=cfg["eval_test"], print_every=cfg["print_every"],
             clip_grad_norm=cfg["clip_grad_norm"], patience=cfg["patience"],
             checkpoint_dir=None if run_dir is None else run_dir.path, seed=cfg["seed"],
-            progress="none" if quiet else "auto", config=manifest, workers=cfg["workers"],
+            progress="none" if quiet else "auto", config=manifest, workers=cfg["workers"], device=cfg["device"],
             train_eval_data=run.train_eval,
             on_eval=None if run_dir is None else (
                 lambda trainer, record: write_metrics(run_dir.path / "metrics.jsonl", trainer.history)),

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..backend import array_module
+from ..backend import array_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, check_parallel
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -142,6 +142,9 @@ class Trainer:
         config: the run's manifest (JSON-able), saved in every checkpoint, so that
             ``handgrad evaluate`` can rebuild the model from a checkpoint alone and
             ``--resume`` can tell which run wrote it.
+        device: ``'cpu'`` or ``'cuda'`` (CuPy): the model moves there, and each batch
+            is moved there when it is trained on; the loss value, metrics and
+            checkpoints always come back to the host.
         workers: processes that share each training batch (see
             :mod:`handgrad.parallel`); 2 uses both cores of a 2-core machine. Models
             with layers that draw random numbers or need whole-batch statistics need 1.
@@ -151,8 +154,10 @@ class Trainer:
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
-                 config=None, train_eval_data=None, workers=1, eval_at_start=False):
+                 config=None, train_eval_data=None, workers=1, eval_at_start=False, device="cpu"):
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.device = device
+        model.to(device)  # a clear error names what to install when the device is missing
         check_parallel(model, workers)
         self.workers = workers
         self._net = None  # while fit() runs: the model, or its DataParallel wrapper
@@ -250,7 +255,7 @@ class Trainer:
                 for b, (xb, yb) in enumerate(self.loader):
                     if b < skip:
                         continue
-                    self._step(xb, yb)
+                    self._step(to_device(xb, self.device), to_device(yb, self.device))
                     self.batch_in_epoch = b + 1
                     if self._eval_due(len(xb)):
                         self._eval_and_checkpoint()
@@ -284,7 +289,7 @@ class Trainer:
         if isinstance(value, float):
             if not math.isfinite(value):
                 self._diverged(f"the loss is {value}")
-        elif not bool(array_module(value).isfinite(value).all()):
+        elif not to_scalar(array_module(value).isfinite(value).all()):
             self._diverged("the model output contains NaN or inf")
 
     def _eval_due(self, batch_samples: int) -> bool:
@@ -393,7 +398,7 @@ class Trainer:
         if self.checkpoint_path is None:
             return
         for name, p in self.model.named_parameters():
-            if not bool(array_module(p.data).isfinite(p.data).all()):
+            if not to_scalar(array_module(p.data).isfinite(p.data).all()):
                 self._diverged(f"parameter {name} contains NaN or inf")
         save_checkpoint(self.checkpoint_path, self.state_dict())
 
