@@ -180,3 +180,12 @@ def test_export_command_names_a_damaged_model_file(tmp_path):
     out = subprocess.run([sys.executable, "-m", "handgrad", "export", "--checkpoint", str(path),
                           "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True)
     assert out.returncode == 0 and "input shape (N, 4)" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_and_depthwise_convolutions_match_onnxruntime(tmp_path, rng, groups):
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=groups), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 6 * 5, 3))
+    x = rng.standard_normal((2, 4, 6, 5)).astype(np.float32)
+    path = export_onnx(model, (4, 6, 5), tmp_path / "grouped.onnx")
+    np.testing.assert_allclose(run_onnx(path, x), model.eval()(x), rtol=1e-4, atol=1e-5)
