@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="leave out images holding NaN or inf (and say how many) instead of refusing the file")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
 
 
@@ -93,7 +94,7 @@ def write_submission(path, ids, labels, id_column: str, label_column: str) -> No
 def run(args) -> int:
     from ..atomic import atomic_file
     from ..train.restore import load_trained
-    from .evaluate import load_split, predict_batched
+    from .evaluate import load_split, predict_batched, progress
 
     if args.out is None and args.submission is None:
         raise UsageError("give --out, --submission or both")
@@ -115,7 +116,7 @@ def run(args) -> int:
     ids = np.setdiff1d(np.arange(len(X)), skipped)
     if len(ids) == 0:
         raise ValueError(f"{args.images}: all {len(X)} images hold NaN or inf; nothing to predict")
-    pred = predict_batched(model, X[ids], args.batch_size).tolist()
+    pred = predict_batched(model, X[ids], args.batch_size, progress(args, "predicting")).tolist()
     if classes and max(pred) >= len(classes):
         raise ValueError(f"--data {args.data}: has {len(classes)} classes, but the model predicts label {max(pred)}")
     if len(skipped):
