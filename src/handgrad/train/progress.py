@@ -65,8 +65,8 @@ class Meter:
     ``update(n)`` counts n more units, ``set_postfix(text)`` adds words beside the
     count (e.g. "2 running, 1 failed"), ``write(text)`` prints a line without
     breaking the bar, ``close()`` ends it. ``total`` may be None (unknown: no ETA).
-    A log line is written at most every ``interval`` seconds, and once at the end
-    if any was written before, so a quick step prints nothing.
+    A log line is written at most every ``interval`` seconds, and at the end if
+    any was written before (and the count moved since), so a quick step prints nothing.
     """
 
     def __init__(self, total, desc: str, unit: str = "batch", mode: str = "auto", stream=None,
@@ -74,7 +74,7 @@ class Meter:
         self.stream = stream or sys.stderr
         self.mode = resolve_mode(mode, self.stream)
         self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
-        self.done, self.postfix, self.logged = 0, "", False
+        self.done, self.postfix, self.logged = 0, "", None  # logged: ``done`` at the last log line
         self.start = self._last = time.monotonic()
         self._bar = None
         if self.mode == "bar":
@@ -119,14 +119,14 @@ class Meter:
 
     def _log(self) -> None:
         self._last = time.monotonic()
-        self.logged = True
+        self.logged = self.done
         print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.mode == "log" and self.logged:
+        elif self.mode == "log" and self.logged is not None and self.logged != self.done:
             self._log()
 
     def __enter__(self):
