@@ -1,7 +1,8 @@
 """``handgrad predict``: predicted labels of a trained model, written as CSV.
 
 Two outputs, either or both: ``--out`` (columns id, label, class; ids count from 0,
-the sample's position in the input) and ``--submission``, a Kaggle-style file
+the sample's position in the input; the class name as :func:`handgrad.metrics.display_name`
+spells it, so a newline class is ``\n``) and ``--submission``, a Kaggle-style file
 (``Id,Category`` by default; ids count from 1, the category is the label number).
 """
 from __future__ import annotations
@@ -93,6 +94,7 @@ def write_submission(path, ids, labels, id_column: str, label_column: str) -> No
 
 def run(args) -> int:
     from ..atomic import atomic_file
+    from ..metrics import display_name
     from ..train.restore import load_trained
     from .evaluate import load_split, predict_batched, progress
 
@@ -128,7 +130,7 @@ def run(args) -> int:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(["id", "label", "class"])
             for i, label in zip(ids.tolist(), pred):
-                writer.writerow([i, label, classes[label] if classes else label])
+                writer.writerow([i, label, display_name(classes[label]) if classes else label])
         print(f"wrote {len(pred)} predictions to {out}")
     if args.submission:
         write_submission(args.submission, (ids + 1).tolist(), pred, args.id_column, args.label_column)
