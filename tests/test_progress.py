@@ -53,3 +53,31 @@ def test_evaluation_passes_report_every_batch_through_the_hook():
     tracked = evaluate(model, nn.CrossEntropyLoss(), (X, y), batch_size=32, progress=progress)
     assert tracked == plain and seen == [3, 3, 3]
     assert np.array_equal(predict(model, X, 32, progress=progress), predict(model, X, 32)) and len(seen) == 6
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    from handgrad.train import train_from_config
+
+    out = tmp_path_factory.mktemp("progress") / "run"
+    train_from_config({"model": "mlp", "data": "digits", "epochs": 1, "seed": 0}, out_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_evaluate_and_predict_show_their_passes_unless_quiet(digits_model, tmp_path, monkeypatch, capsys, command):
+    import functools
+
+    from handgrad.cli import main
+    from handgrad.train import progress
+
+    # a log line for every batch (the real interval, 10 s, is longer than this pass)
+    monkeypatch.setattr(progress, "tracker", functools.partial(progress.tracker, interval=0.0))
+    args = [command, "--checkpoint", str(digits_model), "--batch-size", "100"]
+    args += ["--data", "digits", "--out", str(tmp_path / "p.csv")] if command == "predict" else []
+    assert main(args) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("predicting: 1/") and " batch/s, " in lines[0] and lines[0].endswith(" s left")
+    assert lines[-1].startswith("predicting: ") and "(100%)" in lines[-1] and ", done in " in lines[-1]
+    assert main(args + ["--quiet"]) == 0
+    assert capsys.readouterr().err == ""
