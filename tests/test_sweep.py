@@ -413,7 +413,7 @@ def test_cli_says_which_settings_ran_once_flags_diverged_runs_and_gives_times_wi
     ok = [line for line in done.stderr.splitlines() if " ok " in line]
     assert len(ok) == 1 and ok[0].startswith("[") and ok[0].endswith(" s)")
     # the progress line: runs done of all, the rate, then running and failed
-    assert any(line.startswith("sweep: 2/2 run (100%), ") and line.endswith("0 running, 1 failed")
+    assert any(line.startswith("sweep: 2/2 run (100%), ") and line.endswith("0 running, 0 failed, 1 diverged")
                for line in done.stderr.splitlines())
     quiet = cli("lr=[0.1, 0.5]", "epochs=[2]", "--out", "out2", "--run", "test_sweep:fit", "--quiet", cwd=tmp_path)
     assert quiet.returncode == 0 and quiet.stderr == ""

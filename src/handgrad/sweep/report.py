@@ -279,6 +279,9 @@ def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> 
         return [], []
     if not plots.can_plot():
         return [], ['The learning curves need matplotlib: pip install "handgrad[plots]", then run handgrad sweep again.']
+    forced = sweep.get("forced") or {}
+    # in legends, a setting's own value of a forced key is not what ran: leave it out
+    rows = [{**row, "overrides": {k: v for k, v in row["overrides"].items() if k not in forced}} for row in rows]
     found, notes = [], []
     if grouped:
         facet = figures.facet_figure(out_dir, grouped[1], results, grouped[0], label)

@@ -139,7 +139,8 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
             on_record(run, record, done, len(todo))
         meter.write(run_line(run, record, done, len(todo)))
         running = "" if slots is None else f"{min(slots, len(todo) - done)} running, "
-        meter.set_postfix(f"{running}{len(failures)} failed")
+        diverged = sum(f["kind"] == "diverged" for f in failures)
+        meter.set_postfix(f"{running}{len(failures) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
         meter.update(1)
     meter.close()
     summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures,

@@ -110,7 +110,9 @@ class Meter:
         count = _amount(self.done, self.unit)
         if self.total:
             count = f"{count.rsplit(' ', 1)[0]}/{_amount(self.total, self.unit)} ({100 * self.done / self.total:.0f}%)"
-        text = f"{self.desc}: {count}, {_amount(float(rate), self.unit)}/s"
+        speed = f"{_amount(float(rate), self.unit)}/s" if rate >= 1 or rate == 0 \
+            else f"{format_duration(1 / rate)}/{self.unit}"  # slow steps (sweep runs): time per unit
+        text = f"{self.desc}: {count}, {speed}"
         if self.total and rate > 0 and self.done < self.total:
             text += f", {format_duration((self.total - self.done) / rate)} left"
         elif self.total and self.done >= self.total:
