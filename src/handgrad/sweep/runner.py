@@ -123,26 +123,21 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     todo = [run for run in runs if not (_run_dir(out_dir, run) / "result.json").exists()]
     failures = []
     out_dirs = [str(_run_dir(out_dir, run) / "train") for run in todo]
-    meter = Meter(len(todo), "sweep", "run", progress, interval=0.0)
     slots = _slots(n_jobs, scheduler, client)
-    for done, (run, record) in enumerate(execute(run_fn, todo, out_dirs, n_jobs, scheduler, client), start=1):
-        record = _diverged(record)
-        run_dir = _run_dir(out_dir, run)
-        entry = {**_describe(run), **record}
-        if record["status"] == "ok":
-            write_json(run_dir / "result.json", entry)
-            (run_dir / "error.json").unlink(missing_ok=True)
-        else:
-            write_json(run_dir / "error.json", entry)
-            failures.append({k: entry[k] for k in ("run_id", "overrides", "seed", "kind", "error")})
-        if on_record is not None:
-            on_record(run, record, done, len(todo))
-        meter.write(run_line(run, record, done, len(todo)))
-        running = "" if slots is None else f"{min(slots, len(todo) - done)} running, "
-        diverged = sum(f["kind"] == "diverged" for f in failures)
-        meter.set_postfix(f"{running}{len(failures) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
-        meter.update(1)
-    meter.close()
+    with Meter(len(todo), "sweep", "run", progress, interval=0.0) as meter:
+        for done, (run, record) in enumerate(execute(run_fn, todo, out_dirs, n_jobs, scheduler, client), start=1):
+            record = _diverged(record)
+            run_dir = _run_dir(out_dir, run)
+            entry = {**_describe(run), **record}
+            if record["status"] == "ok":
+                write_json(run_dir / "result.json", entry)
+                (run_dir / "error.json").unlink(missing_ok=True)
+            else:
+                write_json(run_dir / "error.json", entry)
+                failures.append({k: entry[k] for k in ("run_id", "overrides", "seed", "kind", "error")})
+            if on_record is not None:
+                on_record(run, record, done, len(todo))
+            _show(meter, run_line(run, record, done, len(todo)), len(todo) - done, slots, failures)
     summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures,
                "merged": merged}
     if report:
@@ -150,6 +145,16 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
 
         summary["best"] = write_report(out_dir)
     return summary
+
+
+def _show(meter, line: str, left: int, slots, failures: list) -> None:
+    """A finished run on the sweep's meter: its line, then how many runs are running
+    (where ``slots``, the runs executing at once, is known), failed and diverged."""
+    meter.write(line)
+    running = "" if slots is None else f"{min(slots, left)} running, "
+    diverged = sum(f["kind"] == "diverged" for f in failures)
+    meter.set_postfix(f"{running}{len(failures) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
+    meter.update(1)
 
 
 def run_line(run, record, done: int, total: int) -> str:
