@@ -47,7 +47,8 @@ def draw_setting(ax, histories: list, title: str) -> None:
 
 def metric_names(results: list) -> list:
     """The curve metrics every history of ``results`` has: the accuracies, else the losses."""
-    histories = [h for r in results if isinstance(r["result"], dict) and isinstance(h := r["result"].get("history"), dict)]
+    histories = [r["result"]["history"] for r in results
+                 if isinstance(r["result"], dict) and isinstance(r["result"].get("history"), dict)]
     if not histories:
         return []
     found = [m for m, _, _ in CURVE_METRICS if _has(histories, m)]
