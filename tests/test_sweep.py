@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from handgrad.sweep import expand, load_runs, load_spec, run_sweep, settings
+from handgrad.sweep.space import merged_settings
 
 HERE = Path(__file__).parent
 
@@ -44,6 +46,24 @@ def fit(config, out_dir=None):
         np.savetxt(os.path.join(out_dir, "weights.txt"), w)
     val = [e["val_acc"] for e in history["eval"]]
     return {"history": history, "test_accuracy": val[-1], "best_val_accuracy": max(val), "wall_time": 0.0}
+
+
+def diverge(config, out_dir=None):
+    """A run that stops the way the Trainer does at the first NaN/inf, for lr > 0.3."""
+    from handgrad.train import TrainingDiverged
+
+    if config["lr"] > 0.3:
+        raise TrainingDiverged(f"the loss became nan at iteration 3 (lr={config['lr']})")
+    return fit(config, out_dir)
+
+
+def where(config, out_dir=None):
+    """``fit``, writing a nested file too, and saying where it ran."""
+    result = fit(config, out_dir)
+    os.makedirs(os.path.join(out_dir, "plots"))
+    with open(os.path.join(out_dir, "plots", "seed.bin"), "wb") as f:
+        f.write(bytes([config["seed"], 0, 255]))
+    return {**result, "out_dir": out_dir, "cwd": os.getcwd()}
 
 
 def float32_result(config, out_dir=None):
@@ -266,13 +286,14 @@ def test_facet_table_arranges_settings_by_a_key(tmp_path):
     assert lines[3].startswith("| b | epochs=2, lr=0.5: ") and lines[3].endswith("|  |")
 
 
-def test_report_draws_curves_per_setting_a_facet_grid_and_a_comparison(tmp_path):
+def test_report_draws_one_figure_per_metric_with_every_setting_a_facet_grid_and_a_comparison(tmp_path):
     spec = {"config": {"epochs": 3}, "sweep": {"seeds": 2, "grid": {"lr": [0.01, 0.1, 0.5]}, "facet": "lr",
                                                "compare": ["val_acc", "iteration_loss"]}}
     run_sweep(spec, tmp_path, fit)
     drawn = sorted(p.name for p in (tmp_path / "curves").iterdir())
-    assert drawn == ["compare-iteration_loss.png", "compare-val_acc.png", "facets.png",
-                     "setting-000.png", "setting-001.png", "setting-002.png"]
+    # every metric the histories hold gets one figure with all settings on the same axes
+    # (it replaced the per-setting figures, each on its own scale); compare adds iteration_loss
+    assert drawn == ["compare-iteration_loss.png", "compare-train_acc.png", "compare-val_acc.png", "facets.png"]
     page = (tmp_path / "index.html").read_text()
     assert all(f"<img src='curves/{name}'" in page for name in drawn)
     spec["sweep"]["compare"] = "accuracy"
@@ -349,3 +370,112 @@ def test_cli_reports_failures_with_exit_status_1_and_bad_input_with_2(tmp_path):
     assert no_out.returncode == 2 and "--out DIR is required" in no_out.stderr
     bad_run = cli("lr=[1]", "--out", "out", "--run", "nowhere", cwd=tmp_path)
     assert bad_run.returncode == 2 and "expected MODULE:FUNCTION" in bad_run.stderr
+
+
+# --- forced values, diverged runs, times --------------------------------------
+
+
+def test_settings_made_identical_by_forced_values_run_once_and_the_tables_show_the_forced_values(tmp_path):
+    spec = {"config": {"lr": 0.1}, "sweep": {"grid": {"epochs": [1, 2, 3], "lr": [0.1, 0.3]}}}
+    assert merged_settings(spec, {"epochs": 2}) == {2: 0, 3: 1, 4: 0, 5: 1}
+    runs = expand(spec, {"epochs": 2})
+    assert [(r.setting_index, r.config["epochs"], r.config["lr"]) for r in runs] == [(0, 2, 0.1), (1, 2, 0.3)]
+    assert [r.run_id[:10] for r in runs] == ["000-seed0-", "001-seed0-"]  # the first setting's index is kept
+    summary = run_sweep(spec, tmp_path, fit, forced={"epochs": 2})
+    assert summary["runs"] == 2 and summary["merged"] == {2: 0, 3: 1, 4: 0, 5: 1}
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    assert lines[0] == "| setting | epochs | lr | epochs (--set) | seeds | test_accuracy | best_val_accuracy | wall_time |"
+    assert lines[2].startswith("| 0 | 1 | 0.1 | 2 | 1 | ") and lines[2].endswith(" | 0.0 s |")
+    assert "run once: setting 2 as setting 0, setting 3 as setting 1" in lines[-1]
+    page = html.unescape((tmp_path / "index.html").read_text())
+    assert "<th>epochs (--set)</th>" in page and "setting 5 as setting 1" in page
+
+
+def test_a_diverged_run_is_flagged_as_diverged_not_as_a_failure(tmp_path):
+    spec = {"config": {"epochs": 2}, "sweep": {"seeds": 2, "grid": {"lr": [0.1, 0.5]}}}
+    summary = run_sweep(spec, tmp_path, diverge)
+    assert {(f["overrides"]["lr"], f["kind"]) for f in summary["failures"]} == {(0.5, "diverged")}
+    body = (tmp_path / "results.md").read_text().splitlines()[3]
+    assert body.startswith("| 1 | 0.5 | 0 (2 diverged) | diverged |")
+    assert (tmp_path / "results.csv").read_text().splitlines()[2].startswith("1,0.5,0,0,2,")
+    page = (tmp_path / "index.html").read_text()
+    assert "0 failed, 2 diverged" in page and "<b>diverged</b>: TrainingDiverged: the loss became nan" in page
+
+
+def test_cli_says_which_settings_ran_once_flags_diverged_runs_and_gives_times_with_units(tmp_path):
+    done = cli("lr=[0.1, 0.5]", "epochs=[1, 2]", "--set", "epochs=2", "--out", "out", "--run", "test_sweep:diverge",
+               cwd=tmp_path)
+    assert done.returncode == 1
+    assert "2 setting(s) identical to an earlier one under --set, run once: 1 as 0, 3 as 2" in done.stdout
+    assert "2 runs: 2 executed, 0 already finished, 0 failed, 1 diverged" in done.stdout
+    assert "DIVERGED TrainingDiverged: the loss became nan" in done.stderr
+    assert "diverged: 002-seed0-" in done.stderr
+    ok = [line for line in done.stderr.splitlines() if " ok " in line]
+    assert len(ok) == 1 and ok[0].startswith("[") and ok[0].endswith(" s)")
+    # the progress line: runs done of all, the rate, then running and failed
+    assert any(line.startswith("sweep: 2/2 run (100%), ") and line.endswith("0 running, 0 failed, 1 diverged")
+               for line in done.stderr.splitlines())
+    quiet = cli("lr=[0.1, 0.5]", "epochs=[2]", "--out", "out2", "--run", "test_sweep:fit", "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+# --- a cluster that does not share this file system ------------------------------
+
+
+@pytest.fixture
+def separate_workers(tmp_path):
+    """A Dask scheduler and two workers on 127.0.0.1, each worker started in its own
+    directory with its own TMPDIR (neither the client's nor each other's)."""
+    paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    address_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(address_file)],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    homes = []
+    try:
+        for name in ("worker-a", "worker-b"):
+            home = tmp_path / name
+            (home / "tmp").mkdir(parents=True)
+            homes.append(home)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(address_file),
+                 "--nthreads", "1", "--host", "127.0.0.1", "--local-directory", str(home / "scratch")],
+                cwd=home, env=dict(env, TMPDIR=str(home / "tmp")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        deadline = time.monotonic() + 120
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        client = Client(scheduler_file=str(address_file), timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield client, homes
+        client.close()
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            proc.wait(timeout=60)
+
+
+def test_dask_workers_without_this_file_system_send_every_run_directory_back(tmp_path, separate_workers):
+    client, homes = separate_workers
+    out = tmp_path / "client" / "sweep"
+    spec = {"config": {"epochs": 3}, "sweep": {"seeds": [0, 1], "grid": {"lr": [0.1, 0.2]}}}
+    summary = run_sweep(spec, out, where, client=client)
+    assert summary["failures"] == [] and summary["executed"] == 4
+    _, results, _ = load_runs(out)
+    for record in results:
+        # each run wrote into a temporary directory of its worker, not into the sweep directory
+        home = next(h for h in homes if record["result"]["out_dir"].startswith(str(h / "tmp")))
+        assert record["result"]["cwd"] == str(home)
+        train = out / "runs" / record["run_id"] / "train"
+        assert (train / "plots" / "seed.bin").read_bytes() == bytes([record["seed"], 0, 255])
+        assert np.loadtxt(train / "weights.txt").shape == (5,)
+    assert [list((h / "tmp").iterdir()) for h in homes] == [[], []]  # the workers cleaned up
+    run_sweep(spec, tmp_path / "serial", fit)
+    serial, _ = results_by_run(tmp_path / "serial")
+    assert {k: v[1]["test_accuracy"] for k, v in results_by_run(out)[0].items()} == \
+        {k: v[1]["test_accuracy"] for k, v in serial.items()}
+    again = run_sweep(spec, out, where, client=client)
+    assert (again["executed"], again["skipped"]) == (0, 4)

@@ -16,6 +16,9 @@ class, columns: predicted class):
 
 A ratio with a zero denominator is 0. The macro average is the plain mean over
 classes, the weighted average weights class c by support_c.
+
+Class names are shown through :func:`display_name`, so that a character model's
+classes (a newline, a space, a tab) stay readable and keep tables one line per class.
 """
 from __future__ import annotations
 
@@ -26,6 +29,34 @@ import numpy as np
 
 from .backend import to_numpy
 from .validate import check_labels
+
+
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "\u2420"}
+
+
+def display_name(name) -> str:
+    """A class name as tables and plots show it: a name of whitespace only is spelt
+    out (``'\\n'`` for a newline, ``'\u2420'`` for a space, ``'\\t'``), control and other
+    unprintable characters are escaped anywhere (``'\\x07'``); other names are unchanged."""
+    name = str(name)
+    if name == "":
+        return "''"
+    if name.isspace():
+        return "".join(_ESCAPES.get(c) or c.encode("unicode_escape").decode("ascii") for c in name)
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
+def top_confusions(matrix, class_names=None, k: int = 20) -> list:
+    """The ``k`` most frequent mistakes of a confusion matrix, most frequent first:
+    ``[(true name, predicted name, count)]`` over the off-diagonal cells ``M[i, j] > 0``
+    (ties in the order of i, then j)."""
+    m = np.asarray(matrix)
+    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(len(m))]
+    off = m.astype(np.int64) * (1 - np.eye(len(m), dtype=np.int64))
+    order = np.argsort(-off, axis=None, kind="stable")[:k]
+    return [(names[i], names[j], int(off[i, j])) for i, j in zip(*np.unravel_index(order, m.shape)) if off[i, j] > 0]
 
 
 def _labels(fn: str, y_true, y_pred, num_classes=None):
@@ -108,11 +139,11 @@ class Report:
         }
 
     def __str__(self):
-        width = max(len("weighted avg"), *(len(n) for n in self.class_names))
+        width = max(len("weighted avg"), *(len(display_name(n)) for n in self.class_names))
         head = f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}"
 
         def line(name, r):
-            return f"{name:>{width}}  {r['precision']:9.4f}  {r['recall']:9.4f}  {r['f1']:9.4f}  {r['support']:9d}"
+            return f"{display_name(name):>{width}}  {r['precision']:9.4f}  {r['recall']:9.4f}  {r['f1']:9.4f}  {r['support']:9d}"
 
         total = int(self.support.sum())
         lines = [head, ""] + [line(n, r) for n, r in self._rows()] + [""]
@@ -124,7 +155,7 @@ class Report:
     def to_html(self) -> str:
         def row(name, r, cls=""):
             cells = "".join(f"<td>{r[k]:.4f}</td>" for k in ("precision", "recall", "f1"))
-            return f'<tr{cls}><th>{html.escape(str(name))}</th>{cells}<td>{r["support"]}</td></tr>'
+            return f'<tr{cls}><th>{html.escape(display_name(name))}</th>{cells}<td>{r["support"]}</td></tr>'
 
         body = [row(n, r) for n, r in self._rows()]
         total = int(self.support.sum())

@@ -43,6 +43,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_file
+from .metrics import display_name
 from .validate import fraction
 
 EVAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -317,7 +318,7 @@ def plot_images(images, y_true, y_pred=None, class_names=None, ncols: int = 8, m
         raise ValueError("plot_images: got no images")
 
     def names(c):
-        return str(class_names[int(c)]) if class_names is not None else str(int(c))
+        return display_name(class_names[int(c)]) if class_names is not None else str(int(c))
 
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
@@ -351,12 +352,13 @@ def plot_confusion_matrix(matrix, class_names=None, normalize: bool = False, ax=
                           title="Confusion matrix"):
     """The confusion matrix (rows: true class, columns: predicted class) with
     every count written in its cell. ``normalize=True`` colours each cell by
-    its fraction of the row (the per-class recall on the diagonal)."""
+    its fraction of the row (the per-class recall on the diagonal). Class names
+    are shown as :func:`handgrad.metrics.display_name` spells them."""
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"plot_confusion_matrix: expected a square (C, C) matrix, got shape {m.shape}")
     c = m.shape[0]
-    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
+    names = [display_name(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
     if len(names) != c:
         raise ValueError(f"plot_confusion_matrix: {len(names)} class names for a {c}x{c} matrix")
     shade = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalize else m

@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="where to write the report and plots "
                                                 "(default: RUN_DIR/eval-DATA-SPLIT)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
 
 
@@ -37,13 +38,20 @@ def load_split(metadata: dict, data, split: str):
     return dataset, dataset.train if split == "train" else dataset.test
 
 
-def predict_batched(model, X, batch_size: int):
+def progress(args, desc: str):
+    """The progress wrapper of an evaluation pass: none with ``--quiet``."""
+    from ..train.progress import tracker
+
+    return tracker(desc, "none" if args.quiet else "auto")
+
+
+def predict_batched(model, X, batch_size: int, progress=None):
     """Predicted labels of ``X`` (an array or a StreamLoader), ``batch_size`` samples
     at a time; a batch too large for memory is an error that says so."""
     from ..train.evaluate import predict
 
     try:
-        return predict(model, X, batch_size)
+        return predict(model, X, batch_size, progress)
     except MemoryError as exc:
         what = f"a batch of {min(batch_size, len(X))} samples" if isinstance(X, np.ndarray) \
             else "one chunk of the text streams"
@@ -72,10 +80,11 @@ def run(args) -> int:
         from ..train.evaluate import evaluate
 
         loader = StreamLoader(stream_ids((X, y)), streams, dataset.input_shape[0], drop_last=False)
-        X, y, pred = loader.inputs, loader.targets, predict_batched(model, loader, args.batch_size)
-        loss = evaluate(model, TemporalCrossEntropyLoss(), loader)["loss"]
+        X, y = loader.inputs, loader.targets
+        pred = predict_batched(model, loader, args.batch_size, progress(args, "predicting"))
+        loss = evaluate(model, TemporalCrossEntropyLoss(), loader, progress=progress(args, "loss"))["loss"]
     else:
-        pred = predict_batched(model, X, args.batch_size)
+        pred = predict_batched(model, X, args.batch_size, progress(args, "predicting"))
     result = write_evaluation(out, X, y, pred, list(dataset.classes), f"{dataset.name} {args.split} set")
     print(result["report"])
     print(f"results in: {out}")

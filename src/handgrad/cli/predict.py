@@ -1,7 +1,8 @@
 """``handgrad predict``: predicted labels of a trained model, written as CSV.
 
 Two outputs, either or both: ``--out`` (columns id, label, class; ids count from 0,
-the sample's position in the input) and ``--submission``, a Kaggle-style file
+the sample's position in the input; the class name as :func:`handgrad.metrics.display_name`
+spells it, so a newline class is ``\n``) and ``--submission``, a Kaggle-style file
 (``Id,Category`` by default; ids count from 1, the category is the label number).
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="leave out images holding NaN or inf (and say how many) instead of refusing the file")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=run)
 
 
@@ -92,8 +94,9 @@ def write_submission(path, ids, labels, id_column: str, label_column: str) -> No
 
 def run(args) -> int:
     from ..atomic import atomic_file
+    from ..metrics import display_name
     from ..train.restore import load_trained
-    from .evaluate import load_split, predict_batched
+    from .evaluate import load_split, predict_batched, progress
 
     if args.out is None and args.submission is None:
         raise UsageError("give --out, --submission or both")
@@ -115,7 +118,7 @@ def run(args) -> int:
     ids = np.setdiff1d(np.arange(len(X)), skipped)
     if len(ids) == 0:
         raise ValueError(f"{args.images}: all {len(X)} images hold NaN or inf; nothing to predict")
-    pred = predict_batched(model, X[ids], args.batch_size).tolist()
+    pred = predict_batched(model, X[ids], args.batch_size, progress(args, "predicting")).tolist()
     if classes and max(pred) >= len(classes):
         raise ValueError(f"--data {args.data}: has {len(classes)} classes, but the model predicts label {max(pred)}")
     if len(skipped):
@@ -127,7 +130,7 @@ def run(args) -> int:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(["id", "label", "class"])
             for i, label in zip(ids.tolist(), pred):
-                writer.writerow([i, label, classes[label] if classes else label])
+                writer.writerow([i, label, display_name(classes[label]) if classes else label])
         print(f"wrote {len(pred)} predictions to {out}")
     if args.submission:
         write_submission(args.submission, (ids + 1).tolist(), pred, args.id_column, args.label_column)

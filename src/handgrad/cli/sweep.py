@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--run", dest="run_fn", metavar="MODULE:FUNCTION",
                    help="the function training one run, called as f(config, out_dir=...) "
                         "(default handgrad.train:train_from_config)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (runs done, running, failed, time left)")
     p.set_defaults(run=run)
 
 
@@ -67,6 +68,16 @@ def _spec(items: list, seeds) -> dict:
     return spec
 
 
+def _merged(spec: dict, forced: dict) -> None:
+    """Say which settings --set made identical to an earlier one (they run once)."""
+    from ..sweep.space import merged_settings
+
+    merged = merged_settings(spec, forced)
+    if merged:
+        print(f"{len(merged)} setting(s) identical to an earlier one under --set, run once: "
+              + ", ".join(f"{k} as {v}" for k, v in merged.items()))
+
+
 def _list(spec: dict, forced: dict) -> None:
     from ..sweep import expand
     from ..sweep.report import label
@@ -76,6 +87,7 @@ def _list(spec: dict, forced: dict) -> None:
     print(f"{len(settings)} settings x {len(runs) // len(settings)} seeds = {len(runs)} runs")
     for index, overrides in settings.items():
         print(f"{index:3d}  {label(overrides)}")
+    _merged(spec, forced)
 
 
 def _check_runs(spec: dict, forced: dict) -> None:
@@ -93,7 +105,7 @@ def _check_runs(spec: dict, forced: dict) -> None:
 
 
 def run(args) -> int:
-    from ..sweep import print_progress, run_sweep
+    from ..sweep import run_sweep
 
     spec = _spec(args.items, args.seeds)
     forced = dict(parse_setting(item, "--set") for item in args.forced)
@@ -105,14 +117,16 @@ def run(args) -> int:
     run_fn = _import(args.run_fn) if args.run_fn else None
     if run_fn is None:
         _check_runs(spec, forced)
+    _merged(spec, forced)
     summary = run_sweep(spec, args.out, run_fn, n_jobs=args.jobs, scheduler=args.scheduler,
-                        forced=forced, on_record=print_progress)
+                        forced=forced, progress="none" if args.quiet else "auto")
+    diverged = sum(f["kind"] == "diverged" for f in summary["failures"])
     print(f"{summary['runs']} runs: {summary['executed']} executed, {summary['skipped']} already finished, "
-          f"{len(summary['failures'])} failed")
+          f"{len(summary['failures']) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
     best = summary["best"]
     if best:
         print(f"best: {best['label']}: {best['metric']} {best['mean']:.4f} ± {best['std']:.4f}")
     print(f"report: {args.out}/index.html")
     for failure in summary["failures"]:
-        print(f"failed: {failure['run_id']} (seed {failure['seed']}): {failure['error']}", file=sys.stderr)
+        print(f"{'diverged' if failure['kind'] == 'diverged' else 'failed'}: {failure['run_id']} (seed {failure['seed']}): {failure['error']}", file=sys.stderr)
     return 1 if summary["failures"] else 0

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from . import UsageError, parse_setting
+
+STARTED = time.perf_counter()  # imported as the command starts: its wall time counts loading data too
 
 # config key -> (type, metavar, help); every flag defaults to None, meaning "not given"
 FLAGS = {
@@ -114,7 +117,7 @@ def _train(config, out: Path, args) -> int:
     print(f"run directory: {out}")
     if not can_plot():
         print(NO_MATPLOTLIB, file=sys.stderr)
-    print(f"wall time: {result['wall_time']:.1f} s")
+    print(f"wall time: {time.perf_counter() - STARTED:.1f} s")
     print(f"test loss: {result['test_loss']:.4f}")
     print(f"test accuracy: {result['test_accuracy']:.4f}")
     return 0

@@ -12,6 +12,10 @@ A download that stalls or crawls ends with an error instead of hanging: each rea
 waits at most ``timeout`` seconds, the whole file at most ``deadline`` seconds,
 and over every ``window`` seconds at least ``min_rate`` bytes per second must
 arrive (a server trickling a byte a second defeats a read timeout alone).
+
+A download shows its bytes, rate and time left (:class:`handgrad.train.progress.Meter`:
+a bar on a terminal, a log line every few seconds otherwise, nothing with
+``progress='none'``).
 """
 from __future__ import annotations
 
@@ -45,12 +49,13 @@ def sha256_file(path) -> str:
 
 
 def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0, deadline: float = 3600.0,
-          min_rate: float = 1024.0, window: float = 60.0) -> str:
+          min_rate: float = 1024.0, window: float = 60.0, progress: str = "auto") -> str:
     """Return the path of ``directory/filename``, downloading it from the first
     mirror that serves it with the expected ``sha256`` if the cached copy is
     missing or does not match. ``mirrors`` are base URLs; the file's URL is
     ``mirror.rstrip('/') + '/' + filename``. ``timeout``, ``deadline``, ``min_rate``
-    and ``window`` bound a slow download (see the module docstring)."""
+    and ``window`` bound a slow download (see the module docstring); ``progress`` is
+    ``'auto'``, ``'bar'``, ``'log'`` or ``'none'``."""
     directory = os.fspath(directory)
     path = os.path.join(directory, filename)
     if os.path.isfile(path) and sha256_file(path) == sha256:
@@ -62,7 +67,7 @@ def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0,
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename
         try:
-            _download(url, path, sha256, timeout, deadline, min_rate, window)
+            _download(url, path, sha256, timeout, deadline, min_rate, window, progress)
             return path
         except DataError as exc:
             failures.append(str(exc))
@@ -70,7 +75,9 @@ def fetch(filename: str, directory, mirrors, sha256: str, timeout: float = 60.0,
 
 
 def _download(url: str, path: str, sha256: str, timeout: float, deadline: float = 3600.0,
-              min_rate: float = 1024.0, window: float = 60.0) -> None:
+              min_rate: float = 1024.0, window: float = 60.0, progress: str = "auto") -> None:
+    from ..train.progress import Meter  # imported here: data/ sits above train/ and only borrows its meter
+
     digest = hashlib.sha256()
     size = 0
     start = time.monotonic()
@@ -81,21 +88,24 @@ def _download(url: str, path: str, sha256: str, timeout: float, deadline: float 
                 declared = response.headers.get("Content-Length")
                 # read1 returns what has arrived; read(n) would wait for all n bytes
                 read = getattr(response, "read1", response.read)
-                for chunk in iter(lambda: read(_CHUNK), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    now = time.monotonic()
-                    if now - start > deadline:
-                        raise DataError(f"{url}: download too slow: {size} bytes in {now - start:.0f} s, "
-                                        f"past the {deadline:g} s deadline; try again or another mirror")
-                    if now - window_start >= window:
-                        rate = (size - window_size) / (now - window_start)
-                        if rate < min_rate:
-                            raise DataError(f"{url}: download too slow: {rate:.0f} bytes/s over the last "
-                                            f"{now - window_start:.0f} s, below {min_rate:g} bytes/s; "
-                                            f"try again or another mirror")
-                        window_start, window_size = now, size
+                with Meter(int(declared) if declared and declared.isdigit() else None,
+                           f"downloading {url.rsplit('/', 1)[-1]}", "B", progress, interval=5.0) as meter:
+                    for chunk in iter(lambda: read(_CHUNK), b""):
+                        meter.update(len(chunk))
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        now = time.monotonic()
+                        if now - start > deadline:
+                            raise DataError(f"{url}: download too slow: {size} bytes in {now - start:.0f} s, "
+                                            f"past the {deadline:g} s deadline; try again or another mirror")
+                        if now - window_start >= window:
+                            rate = (size - window_size) / (now - window_start)
+                            if rate < min_rate:
+                                raise DataError(f"{url}: download too slow: {rate:.0f} bytes/s over the last "
+                                                f"{now - window_start:.0f} s, below {min_rate:g} bytes/s; "
+                                                f"try again or another mirror")
+                            window_start, window_size = now, size
         except DataError:
             raise
         except (OSError, ValueError, http.client.HTTPException) as exc:

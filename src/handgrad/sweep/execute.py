@@ -24,14 +24,18 @@ Backends:
   every run is one Dask task (``pip install "handgrad[dask]"``). A worker that
   dies is retried by Dask on another worker; a run that keeps killing workers
   ends as ``KilledWorker`` and is recorded as an error while the others go on.
-  Results travel back to this process, so the cluster's workers need the same
-  Python packages but not this file system (only the run function's own
-  ``out_dir`` files stay where the worker wrote them).
+  Results travel back to this process, and so do the files each run wrote: the
+  run executes in a temporary directory of its worker, which sends the files
+  back with the record and removes them (:func:`execute_run_returning_files`);
+  this process writes them into the run's directory. The workers need the same
+  Python packages but not this file system.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 import traceback
 import uuid
@@ -73,6 +77,40 @@ def execute_run(run_fn, config: dict, out_dir: str | None) -> dict:
             record["error"] = f"the run function returned something JSON cannot hold: {record['error']}"
     record["wall_time"] = time.perf_counter() - start
     return record
+
+
+def execute_run_returning_files(run_fn, config: dict) -> dict:
+    """:func:`execute_run` in a fresh temporary directory of this machine, which is
+    removed afterwards; the record's ``"files"`` hold what the run wrote there
+    (path relative to its ``out_dir`` -> bytes), for :func:`write_returned_files`."""
+    scratch = tempfile.mkdtemp(prefix="handgrad-run-")
+    try:
+        out_dir = os.path.join(scratch, "train")
+        record = execute_run(run_fn, config, out_dir)
+        record["files"] = {}
+        for folder, _, names in os.walk(out_dir):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    record["files"][os.path.relpath(path, out_dir)] = f.read()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return record
+
+
+def write_returned_files(record: dict, out_dir) -> None:
+    """Write the files a remote run sent back (``record.pop("files")``) into ``out_dir``,
+    replacing what an earlier attempt of the run left there."""
+    from ..atomic import atomic_file
+
+    files = record.pop("files")
+    out_dir = Path(out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for name, data in files.items():
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "wb") as f:
+            f.write(data)
 
 
 def _lost(exc: BaseException, why: str) -> dict:
@@ -146,21 +184,23 @@ def _dask(run_fn, runs, out_dirs, client):
     def submit():
         run, out_dir = todo.pop(0)
         # a fresh key per submission: a key seen before would return that earlier result
-        future = client.submit(execute_run, run_fn, run.config, out_dir,
+        future = client.submit(execute_run_returning_files, run_fn, run.config,
                                key=f"handgrad-sweep-{run.run_id}-{uuid.uuid4().hex}")
-        in_flight[future.key] = run
+        in_flight[future.key] = run, out_dir
         return future
 
     threads = max(1, sum(client.nthreads().values()))
     pending = as_completed([submit() for _ in range(min(threads, len(todo)))])
     for future in pending:
-        run = in_flight.pop(future.key)
+        run, out_dir = in_flight.pop(future.key)
         try:
             record = future.result()
         except Exception as exc:
             # KilledWorker (the run took down its worker, more than the allowed number of
             # times) or a lost connection: the run is reported, the others carry on.
             record = _lost(exc, "the Dask worker running this run died or was lost")
+        else:
+            write_returned_files(record, out_dir)
         future.release()
         threads = max(1, sum(client.nthreads().values()))
         while todo and len(in_flight) < threads:

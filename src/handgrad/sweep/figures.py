@@ -2,10 +2,12 @@
 
 Each run's result carries its ``history`` in the format documented in
 ``handgrad/plots.py`` (``eval`` records with ``samples``, ``train_acc``,
-``val_acc``, ...). For every setting, the runs of all its seeds go on one figure
-as mean +- std bands, one band per accuracy (train and validation), against
-the training samples seen. With ``[sweep] facet``, the same panels are also
-arranged in one grid: a row per facet value, a column per setting in it.
+``val_acc``, ...). For every metric the runs report (train, validation and test
+accuracy; the losses when there are no accuracies) one figure shows every
+setting as a mean +- std band over its seeds, all on the same axes, so settings
+compare at a glance. With ``[sweep] facet``, per-setting panels are also
+arranged in one grid with a shared y axis: a row per facet value, a column per
+setting in it.
 """
 from __future__ import annotations
 
@@ -43,31 +45,14 @@ def draw_setting(ax, histories: list, title: str) -> None:
     ax.title.set_fontsize(9)
 
 
-def setting_figures(out_dir, rows: list, results: list, label) -> tuple:
-    """Write ``curves/setting-NNN.png`` for every setting with histories.
-
-    Returns ``(figures, problems)``: ``[(relative path, caption)]`` and
-    ``[(setting, message)]`` for settings whose curves could not be drawn."""
-    from matplotlib.figure import Figure
-
-    from ..plots import save_figure
-
-    figures, problems = [], []
-    for row in rows:
-        histories = _histories(results, row["setting"])
-        if not histories:
-            continue
-        caption = f"setting {row['setting']}: {label(row['overrides'])} ({len(histories)} seed(s))"
-        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-        try:
-            draw_setting(fig.add_subplot(), histories, caption)
-        except ValueError as exc:
-            problems.append((row["setting"], str(exc)))
-            continue
-        path = f"curves/setting-{row['setting']:03d}.png"
-        save_figure(fig, out_dir / path)
-        figures.append((path, caption))
-    return figures, problems
+def metric_names(results: list) -> list:
+    """The curve metrics every history of ``results`` has: the accuracies, else the losses."""
+    histories = [r["result"]["history"] for r in results
+                 if isinstance(r["result"], dict) and isinstance(r["result"].get("history"), dict)]
+    if not histories:
+        return []
+    found = [m for m, _, _ in CURVE_METRICS if _has(histories, m)]
+    return found or [m for m, _, _ in LOSS_METRICS if _has(histories, m)]
 
 
 def facet_figure(out_dir, groups: dict, results: list, keys: list, label) -> tuple | None:
@@ -79,7 +64,7 @@ def facet_figure(out_dir, groups: dict, results: list, keys: list, label) -> tup
 
     ncols = max(len(g) for g in groups.values())
     fig = Figure(figsize=(4.2 * ncols, 3.2 * len(groups)), layout="constrained")
-    axes = fig.subplots(len(groups), ncols, squeeze=False)
+    axes = fig.subplots(len(groups), ncols, squeeze=False, sharey=True)
     drawn = 0
     for i, (name, group) in enumerate(groups.items()):
         for j in range(ncols):
@@ -101,7 +86,7 @@ def facet_figure(out_dir, groups: dict, results: list, keys: list, label) -> tup
 
 def compare_figure(out_dir, rows: list, results: list, metric: str, label) -> tuple:
     """Write ``curves/compare-<metric>.png``: every setting's mean +- std band of ``metric``
-    on one figure (colour-ordered by learning rate when only ``lr`` varies)."""
+    on the same axes (colour-ordered by learning rate when only ``lr`` varies)."""
     from ..plots import plot_learning_rates, plot_runs
 
     groups = {row["setting"]: _histories(results, row["setting"]) for row in rows}

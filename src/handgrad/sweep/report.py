@@ -14,14 +14,20 @@ Files written into the sweep directory:
 - ``best.json``: the setting with the best mean ``[sweep] metric`` (``goal`` max or
   min); by default ``best_val_accuracy`` when the runs report it, so the test
   set is not used to choose.
-- ``curves/``: the learning curves of every run of a setting on one figure
-  (mean +- std bands), the faceted grid of them, and with ``[sweep] compare``
-  (plots metric names, e.g. ``["val_acc", "iteration_loss"]``) one figure per
-  metric with every setting on it (see figures.py).
+- ``curves/``: one figure per metric (``compare-<metric>.png``: train, validation
+  and test accuracy, or the losses) with every setting's mean +- std band on the
+  same axes, the faceted grid, and the figures of any further metric
+  ``[sweep] compare`` names (plots metric names, e.g. ``["iteration_loss"]``);
+  see figures.py.
 - ``best_run/``: a copy of the files the best run's run function wrote (its
   ``out_dir``: for ``train_from_config`` the model, checkpoint and report), when
   they are on this file system; e.g. ``handgrad predict --checkpoint DIR/best_run``.
 - ``index.html``: all of the above on one page, failures with their tracebacks.
+
+Values forced into every run (``--set``) are columns of the tables; settings
+they made identical ran once (``sweep.json``'s ``merged``) and are named on the
+page. A run stopped by NaN/inf (TrainingDiverged) is counted as *diverged*, not
+failed; times are written with their units.
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ import numpy as np
 from ..atomic import write_json, write_text
 from ..htmlpage import write_page
 from .. import plots
+from ..train.progress import format_duration
 from . import figures
 from .runner import load_runs
 
@@ -66,7 +73,8 @@ def summarize(sweep: dict, results: list, errors: list) -> list:
     rows = {}
     for run in sweep["runs"]:
         rows.setdefault(run["setting_index"], {
-            "setting": run["setting_index"], "overrides": run["overrides"], "seeds": [], "failed": [], "values": {},
+            "setting": run["setting_index"], "overrides": run["overrides"], "seeds": [], "failed": [], "diverged": [],
+            "values": {},
         })
     for record in results:
         row = rows[record["setting_index"]]
@@ -74,7 +82,8 @@ def summarize(sweep: dict, results: list, errors: list) -> list:
         for name, value in final_metrics(record).items():
             row["values"].setdefault(name, []).append(value)
     for record in errors:
-        rows[record["setting_index"]]["failed"].append(record["seed"])
+        row = rows[record["setting_index"]]
+        row["diverged" if record.get("kind") == "diverged" else "failed"].append(record["seed"])
     for row in rows.values():
         values = row.pop("values")
         row["metrics"] = {name: (float(np.mean(v)), float(np.std(v))) for name, v in values.items()}
@@ -119,11 +128,12 @@ def results_csv(rows: list) -> str:
     keys, names = _override_keys(rows), metric_names(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["setting", *keys, "seeds_finished", "seeds_failed", *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
+    writer.writerow(["setting", *keys, "seeds_finished", "seeds_failed", "seeds_diverged",
+                     *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
     for row in rows:
         cells = [fmt(row["overrides"][k]) if k in row["overrides"] else "" for k in keys]
         stats = [f"{v:.6g}" for n in names for v in row["metrics"].get(n, (math.nan, math.nan))]
-        writer.writerow([row["setting"], *cells, len(row["seeds"]), len(row["failed"]), *stats])
+        writer.writerow([row["setting"], *cells, len(row["seeds"]), len(row["failed"]), len(row["diverged"]), *stats])
     return out.getvalue()
 
 
@@ -144,20 +154,39 @@ def runs_csv(results: list) -> str:
 def _cell(row: dict, metric: str) -> str:
     stats = row["metrics"].get(metric)
     if stats is None:
-        return "failed" if row["failed"] and not row["seeds"] else "-"
-    digits = 1 if metric.endswith("time") else 4  # seconds to a tenth, accuracies and losses to 1e-4
-    mean, std = (f"{v:.{digits}f}" for v in stats)
+        if row["seeds"] or not (row["failed"] or row["diverged"]):
+            return "-"
+        return "failed" if row["failed"] else "diverged"
+    # times with their units, accuracies and losses to 1e-4
+    mean, std = (format_duration(v) if metric.endswith("time") else f"{v:.4f}" for v in stats)
     return mean if len(row["seeds"]) == 1 else f"{mean} ± {std}"
 
 
-def table(rows: list) -> tuple:
-    """``(header, body)`` of the settings x metrics table, as strings."""
+def _seeds_cell(row: dict) -> str:
+    lost = [f"{len(row[k])} {k}" for k in ("failed", "diverged") if row[k]]
+    return f"{len(row['seeds'])}" + (f" ({', '.join(lost)})" if lost else "")
+
+
+def table(rows: list, forced: dict | None = None) -> tuple:
+    """``(header, body)`` of the settings x metrics table, as strings; the values
+    ``forced`` into every run are columns marked ``(--set)``: where a setting's own
+    value of that key differs, the forced one is what ran."""
     keys, names = _override_keys(rows), metric_names(rows)
-    header = ["setting", *keys, "seeds", *names]
+    forced = forced or {}
+    header = ["setting", *keys, *(f"{k} (--set)" for k in forced), "seeds", *names]
     body = [[str(row["setting"]), *(fmt(row["overrides"].get(k, "")) for k in keys),
-             f"{len(row['seeds'])}" + (f" ({len(row['failed'])} failed)" if row["failed"] else ""),
+             *(fmt(v) for v in forced.values()), _seeds_cell(row),
              *(_cell(row, n) for n in names)] for row in rows]
     return header, body
+
+
+def merged_note(sweep: dict) -> str:
+    """Which settings ran as another because ``--set`` made them identical ('' if none)."""
+    merged = sweep.get("merged") or {}
+    if not merged:
+        return ""
+    pairs = ", ".join(f"setting {k} as setting {v}" for k, v in merged.items())
+    return f"Identical once the forced values are written in, so run once: {pairs}."
 
 
 def facet_groups(sweep: dict, rows: list) -> tuple | None:
@@ -209,14 +238,18 @@ def index_body(sweep: dict, rows: list, best: dict | None, facets, images: list,
     """The body of ``index.html`` (its title is the sweep's name)."""
     spec = sweep["spec"].get("sweep", {})
     finished = sum(len(r["seeds"]) for r in rows)
+    diverged = sum(len(r["diverged"]) for r in rows)
     parts = []
     if spec.get("description"):
         parts.append(f"<p>{html.escape(spec['description'])}</p>")
-    parts.append(f"<p>{len(sweep['runs'])} runs ({len(rows)} settings); {finished} finished, {len(errors)} failed. "
+    parts.append(f"<p>{len(sweep['runs'])} runs ({len(rows)} settings); {finished} finished, "
+                 f"{len(errors) - diverged} failed, {diverged} diverged. "
                  "Files: <a href='results.csv'>results.csv</a>, <a href='results.md'>results.md</a>, "
                  "<a href='runs.csv'>runs.csv</a>, <a href='best.json'>best.json</a>, <a href='sweep.json'>sweep.json</a>.</p>")
     if sweep.get("forced"):
         parts.append(f"<p>Forced in every run: <code>{html.escape(label(sweep['forced']))}</code></p>")
+    if merged_note(sweep):
+        parts.append(f"<p>{html.escape(merged_note(sweep))}</p>")
     if best:
         parts.append(f"<div class='best'><b>Best setting</b> ({best['goal']} {html.escape(best['metric'])}): "
                      f"setting {best['setting']}, <code>{html.escape(best['label'])}</code>: "
@@ -226,7 +259,7 @@ def index_body(sweep: dict, rows: list, best: dict | None, facets, images: list,
     if facets:
         parts += [f"<h2>{html.escape(best['metric'] if best else '')} by {html.escape(facets[0][0])}</h2>",
                   html_table(*facets)]
-    parts += ["<h2>Settings (mean ± std across seeds)</h2>", html_table(*table(rows))]
+    parts += ["<h2>Settings (mean ± std across seeds)</h2>", html_table(*table(rows, sweep.get("forced")))]
     if images or notes:
         parts.append("<h2>Learning curves</h2>")
         parts += [f"<p>{html.escape(note)}</p>" for note in notes]
@@ -235,6 +268,7 @@ def index_body(sweep: dict, rows: list, best: dict | None, facets, images: list,
     if errors:
         parts.append("<h2>Failed runs</h2>")
         parts += [f"<details><summary>{html.escape(e['run_id'])} ({html.escape(label(e['overrides']))}, seed {e['seed']}): "
+                  + ("<b>diverged</b>: " if e.get("kind") == "diverged" else "") +
                   f"{html.escape(e['error'])}</summary><pre>{html.escape(e['traceback'])}</pre></details>" for e in errors]
     return "\n".join(parts)
 
@@ -245,14 +279,18 @@ def _figures(out_dir: Path, sweep: dict, rows: list, results: list, grouped) -> 
         return [], []
     if not plots.can_plot():
         return [], ['The learning curves need matplotlib: pip install "handgrad[plots]", then run handgrad sweep again.']
-    found, problems = figures.setting_figures(out_dir, rows, results, label)
+    forced = sweep.get("forced") or {}
+    # in legends, a setting's own value of a forced key is not what ran: leave it out
+    rows = [{**row, "overrides": {k: v for k, v in row["overrides"].items() if k not in forced}} for row in rows]
+    found, notes = [], []
     if grouped:
         facet = figures.facet_figure(out_dir, grouped[1], results, grouped[0], label)
-        found = ([facet] if facet else []) + found
-    notes = [f"Setting {setting}: no curves: {message}" for setting, message in problems]
+        found = [facet] if facet else []
     compare = sweep["spec"].get("sweep", {}).get("compare", [])
+    metrics = figures.metric_names(results)
+    metrics += [m for m in ([compare] if isinstance(compare, str) else compare) if m not in metrics]
     compared = []
-    for metric in [compare] if isinstance(compare, str) else compare:
+    for metric in metrics:
         try:
             compared.append(figures.compare_figure(out_dir, rows, results, metric, label))
         except ValueError as exc:
@@ -284,7 +322,8 @@ def write_report(out_dir) -> dict | None:
     write_text(out_dir / "results.csv", results_csv(rows))
     write_text(out_dir / "runs.csv", runs_csv(results))
     forced = f"\nForced in every run: {label(sweep['forced'])}\n" if sweep.get("forced") else ""
-    write_text(out_dir / "results.md", markdown(*table(rows)) + forced)
+    merged = f"\n{merged_note(sweep)}\n" if merged_note(sweep) else ""
+    write_text(out_dir / "results.md", markdown(*table(rows, sweep.get("forced"))) + forced + merged)
     if facets:
         write_text(out_dir / "facets.md", markdown(*facets) + forced)
     if best:

@@ -19,12 +19,14 @@ executed; runs no longer in the spec stay in ``runs/`` but leave the report.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from ..atomic import write_json
+from ..train.progress import Meter, format_duration
 from .execute import execute, read_json
-from .space import expand
+from .space import expand, merged_settings
 
 
 def load_spec(path) -> dict:
@@ -74,8 +76,25 @@ def _check_jobs(n_jobs) -> None:
         raise ValueError(f"run_sweep: n_jobs must be a positive int or -1 (all cores), got {n_jobs!r}")
 
 
+def _diverged(record: dict) -> dict:
+    """A run stopped by :class:`handgrad.train.TrainingDiverged` (NaN/inf) is "diverged",
+    not a generic failure: its settings are the finding, not a bug."""
+    if record["status"] == "error" and record["error"].startswith("TrainingDiverged:"):
+        record["kind"] = "diverged"
+    return record
+
+
+def _slots(n_jobs: int, scheduler, client) -> int | None:
+    """How many runs execute at once, where this process knows it."""
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    if scheduler is not None:
+        return None
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+
+
 def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str | None = None, client=None,
-              forced: dict | None = None, on_record=None, report: bool = True) -> dict:
+              forced: dict | None = None, on_record=None, report: bool = True, progress: str = "none") -> dict:
     """Run every setting x seed of ``spec`` (see :mod:`handgrad.sweep.space`) into ``out_dir``.
 
     ``run_fn(config, out_dir=...)`` trains one run and returns a JSON-able dict
@@ -83,33 +102,44 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     name (a module-level function) when the runs execute in other processes.
     ``n_jobs``, ``scheduler`` and ``client`` choose the backend (see
     :mod:`handgrad.sweep.execute`). ``on_record(run, record, done, total)`` is
-    called as each run finishes. Returns a summary: how many runs there are, how
-    many were skipped as already finished, the failures, and the best setting.
+    called as each run finishes. ``progress`` (``'auto'``, ``'bar'``, ``'log'`` or
+    ``'none'``) shows each finished run and the runs done, running and failed, with
+    the time left. Returns a summary: how many runs there are, how many were
+    skipped as already finished, the failures, the settings merged into another
+    (``{index: first index}``, see :func:`~handgrad.sweep.space.merged_settings`)
+    and the best setting.
     """
     _check_jobs(n_jobs)
     out_dir = Path(out_dir).resolve()  # workers (Dask) resolve relative paths against their own cwd
     runs = expand(spec, forced)
+    merged = merged_settings(spec, forced)
     run_fn = run_fn or default_run_fn()
     write_json(out_dir / "sweep.json", {
         "spec": spec,
         "forced": forced or {},
+        "merged": {str(k): v for k, v in merged.items()},
         "runs": [{k: v for k, v in _describe(run).items() if k != "config"} for run in runs],
     })
     todo = [run for run in runs if not (_run_dir(out_dir, run) / "result.json").exists()]
     failures = []
     out_dirs = [str(_run_dir(out_dir, run) / "train") for run in todo]
-    for done, (run, record) in enumerate(execute(run_fn, todo, out_dirs, n_jobs, scheduler, client), start=1):
-        run_dir = _run_dir(out_dir, run)
-        entry = {**_describe(run), **record}
-        if record["status"] == "ok":
-            write_json(run_dir / "result.json", entry)
-            (run_dir / "error.json").unlink(missing_ok=True)
-        else:
-            write_json(run_dir / "error.json", entry)
-            failures.append({k: entry[k] for k in ("run_id", "overrides", "seed", "kind", "error")})
-        if on_record is not None:
-            on_record(run, record, done, len(todo))
-    summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures}
+    slots = _slots(n_jobs, scheduler, client)
+    with Meter(len(todo), "sweep", "run", progress, interval=0.0) as meter:
+        for done, (run, record) in enumerate(execute(run_fn, todo, out_dirs, n_jobs, scheduler, client), start=1):
+            record = _diverged(record)
+            run_dir = _run_dir(out_dir, run)
+            entry = {**_describe(run), **record}
+            if record["status"] == "ok":
+                write_json(run_dir / "result.json", entry)
+                (run_dir / "error.json").unlink(missing_ok=True)
+            else:
+                write_json(run_dir / "error.json", entry)
+                failures.append({k: entry[k] for k in ("run_id", "overrides", "seed", "kind", "error")})
+            if on_record is not None:
+                on_record(run, record, done, len(todo))
+            _show(meter, run_line(run, record, done, len(todo)), len(todo) - done, slots, failures)
+    summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures,
+               "merged": merged}
     if report:
         from .report import write_report
 
@@ -117,16 +147,32 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     return summary
 
 
-def print_progress(run, record, done: int, total: int, file=sys.stderr) -> None:
-    """An ``on_record`` callback printing one line per finished run."""
+def _show(meter, line: str, left: int, slots, failures: list) -> None:
+    """A finished run on the sweep's meter: its line, then how many runs are running
+    (where ``slots``, the runs executing at once, is known), failed and diverged."""
+    meter.write(line)
+    running = "" if slots is None else f"{min(slots, left)} running, "
+    diverged = sum(f["kind"] == "diverged" for f in failures)
+    meter.set_postfix(f"{running}{len(failures) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
+    meter.update(1)
+
+
+def run_line(run, record, done: int, total: int) -> str:
+    """``[3/8] 001-seed0-1a2b3c4d ok test_accuracy=0.91 (12.3 s)``, or FAILED / DIVERGED and the error."""
     if record["status"] == "ok":
         result = record["result"]
         metrics = ", ".join(
-            f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            f"{k}={v:.4g}" for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "wall_time"
         ) if isinstance(result, dict) else ""
-        print(f"[{done}/{total}] {run.run_id} ok {metrics} ({record['wall_time']:.1f} s)", file=file, flush=True)
-    else:
-        print(f"[{done}/{total}] {run.run_id} FAILED {record['error']}", file=file, flush=True)
+        return f"[{done}/{total}] {run.run_id} ok {metrics} ({format_duration(record['wall_time'])})"
+    word = "DIVERGED" if record.get("kind") == "diverged" else "FAILED"
+    return f"[{done}/{total}] {run.run_id} {word} {record['error']}"
+
+
+def print_progress(run, record, done: int, total: int, file=sys.stderr) -> None:
+    """An ``on_record`` callback printing one line per finished run."""
+    print(run_line(run, _diverged(record), done, total), file=file, flush=True)
 
 
 def load_runs(out_dir) -> tuple:

@@ -219,19 +219,39 @@ def check_spec(spec: dict) -> None:
         raise ValueError(f"sweep spec: 'goal' must be 'max' or 'min', got {sweep['goal']!r}")
 
 
+def merged_settings(spec: dict, forced: dict | None = None) -> dict:
+    """``{index: first index}`` of the settings whose configs, once ``forced`` is
+    written in, equal an earlier setting's (e.g. ``epochs=[5, 15]`` under
+    ``--set epochs=1``): :func:`expand` runs each such config once, under the
+    first setting's index."""
+    check_spec(spec)
+    first, merged = {}, {}
+    for index, overrides in enumerate(settings(spec.get("sweep", {}))):
+        key = config_hash(apply(apply(spec.get("config", {}), overrides), forced or {}))
+        if key in first:
+            merged[index] = first[key]
+        else:
+            first[key] = index
+    return merged
+
+
 def expand(spec: dict, forced: dict | None = None) -> list:
     """All runs of a sweep: every setting x every seed, as :class:`Run` objects.
 
     ``forced`` (dotted key -> value) is written into every run's config after the
-    setting, e.g. ``{"epochs": 1}`` to smoke-test a sweep. The run id
+    setting, e.g. ``{"epochs": 1}`` to smoke-test a sweep; settings it makes
+    identical run once (see :func:`merged_settings`). The run id
     ``"{setting:03d}-seed{seed}-{hash}"`` names the run's directory; the hash covers
     the whole config, so a changed setting never reuses an old result.
     """
     check_spec(spec)
     sweep = spec.get("sweep", {})
     base = spec.get("config", {})
+    merged = merged_settings(spec, forced)
     runs = []
     for index, overrides in enumerate(settings(sweep)):
+        if index in merged:
+            continue
         config = apply(apply(base, overrides), forced or {})
         for seed in _seeds(sweep.get("seeds", [0])):
             run_config = apply(config, {"seed": seed})

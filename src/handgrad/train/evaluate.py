@@ -12,6 +12,10 @@ truncated BPTT's state carried across chunks::
 so every position is predicted from all the text of its stream before it (as
 PyTorch's word_language_model evaluates). The carry lives in this loop only: the
 model's own training carry (``get_state()``) is neither read nor changed.
+
+Every loop takes an optional ``progress(batches, total) -> batches``, a wrapper of
+the batch iterator that shows how far the pass is (e.g.
+:func:`handgrad.train.progress.tracker`); the loops themselves never print.
 """
 from __future__ import annotations
 
@@ -39,20 +43,25 @@ def _to_model(model):
     return lambda a: a if array_module(a) is xp else xp.asarray(to_host(a))
 
 
-def _outputs(model, inputs, batch_size: int):
+def _outputs(model, inputs, batch_size: int, progress=None):
     """The model's output for each batch of ``inputs`` (an array X or a batch source),
-    each batch moved to the model's device; the model must already be in eval mode."""
+    each batch moved to the model's device; the model must already be in eval mode.
+    ``progress(batches, total)`` wraps the batches (a progress bar), when given."""
     put = _to_model(model)
     if not isinstance(inputs, BatchSource):
-        for s in _batches(len(inputs), batch_size):
-            yield model(put(inputs[s]))
-    elif inputs.continues:
+        batches = (inputs[s] for s in _batches(len(inputs), batch_size))
+        total = -(-len(inputs) // batch_size)
+    else:
+        batches, total = (xb for xb, _ in inputs), len(inputs)
+    if progress is not None:
+        batches = progress(batches, total)
+    if isinstance(inputs, BatchSource) and inputs.continues:
         state = None
-        for xb, _ in inputs:
+        for xb in batches:
             yield model(put(xb), state)
             state = model.final_state
     else:
-        for xb, _ in inputs:
+        for xb in batches:
             yield model(put(xb))
 
 
@@ -64,7 +73,7 @@ def _labels(data, batch_size: int):
     return (y[s] for s in _batches(len(y), batch_size))
 
 
-def predict_logits(model, X, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model, X, batch_size: int = 256, progress=None) -> np.ndarray:
     """Model outputs for every sample of ``X``, computed ``batch_size`` at a time in
     eval mode (the model's train/eval mode is put back afterwards). ``X`` may be a
     batch source of streams: the result is then (streams, L, C), the outputs at
@@ -72,19 +81,19 @@ def predict_logits(model, X, batch_size: int = 256) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        outs = [to_host(out) for out in _outputs(model, X, batch_size)]
+        outs = [to_host(out) for out in _outputs(model, X, batch_size, progress)]
     finally:
         model.train(was_training)
     return np.concatenate(outs, axis=1 if isinstance(X, BatchSource) and X.continues else 0)
 
 
-def predict(model, X, batch_size: int = 256) -> np.ndarray:
+def predict(model, X, batch_size: int = 256, progress=None) -> np.ndarray:
     """Predicted labels: argmax of the outputs over the last axis, (N,) or (N, T)
     (on streams (streams, L), aligned with the source's ``targets``)."""
-    return predict_logits(model, X, batch_size).argmax(axis=-1)
+    return predict_logits(model, X, batch_size, progress).argmax(axis=-1)
 
 
-def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = False) -> dict:
+def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = False, progress=None) -> dict:
     """Mean loss and accuracy of ``model`` on ``data``: ``(X, y)`` or a batch source.
 
     On ``(X, y)`` the loss of each batch is weighted by its number of samples
@@ -109,7 +118,7 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
     put = _to_model(model)
     try:
         inputs = data[0] if arrays else data
-        for out, yb in zip(_outputs(model, inputs, batch_size), _labels(data, batch_size)):
+        for out, yb in zip(_outputs(model, inputs, batch_size, progress), _labels(data, batch_size)):
             if not to_scalar(array_module(out).isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
             batch_loss = loss.forward(out, put(yb))

@@ -8,8 +8,14 @@ A run directory holds::
     model.npz            the best model (handgrad.io.load_model rebuilds it)
     results.json         test accuracy and loss, best validation accuracy, wall time
     classification_report.txt / .json
+    confusions.csv       the most frequent mistakes (true, predicted, count), when there are
+                         too many classes for a readable confusion matrix
+    sample.txt           for a character model: text it generated, primed with the test text
     plots/loss.png, plots/curves.png, plots/confusion_matrix.png, plots/predictions.png
     report.html          all of it on one page
+
+Class names are shown as :func:`handgrad.metrics.display_name` spells them (a
+newline class as ``\n``, a space as ``\u2420``).
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_json, write_text
+from ..atomic import atomic_file, write_json, write_text
 from ..htmlpage import write_page
 from ..plots import NO_MATPLOTLIB, can_plot
 from .build import sample_indices
@@ -34,31 +40,85 @@ def is_image_batch(X) -> bool:
     return X.ndim == 4 and X.shape[1] in (1, 3) or X.ndim == 3
 
 
+MAX_MATRIX_CLASSES = 30  # beyond this a confusion matrix cannot be read: its top cells are listed instead
+TOP_CONFUSIONS = 20
+SAMPLE_PRIME, SAMPLE_LENGTH, SAMPLE_SEED = 60, 300, 0  # a character model's sample in the report
+
+
+def write_confusions(path, confusions) -> None:
+    """``confusions.csv``: true class, predicted class, count (class names as displayed)."""
+    import csv
+
+    from ..metrics import display_name
+
+    with atomic_file(path, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["true", "predicted", "count"])
+        writer.writerows((display_name(t), display_name(p), n) for t, p, n in confusions)
+
+
+def confusions_html(confusions) -> str:
+    from ..metrics import display_name
+
+    rows = "".join(f"<tr><td>{html.escape(display_name(t))}</td><td>{html.escape(display_name(p))}</td>"
+                   f"<td>{n}</td></tr>" for t, p, n in confusions)
+    return (f"<p>The {len(confusions)} most frequent confusions (too many classes for a readable "
+            f"confusion matrix):</p>\n<table class=\"confusions\"><thead><tr><th>true</th><th>predicted</th>"
+            f"<th>count</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def write_evaluation(out: Path, X, y, pred, class_names, title: str) -> dict:
     """Accuracy, classification report, confusion matrix and a predictions grid for
-    one labelled set; returns ``{"accuracy", "report": Report, "plots": [names]}``."""
+    one labelled set; returns ``{"accuracy", "report": Report, "plots": [names],
+    "confusions"}``. With more than :data:`MAX_MATRIX_CLASSES` classes the matrix is
+    not drawn; ``confusions`` then lists its :data:`TOP_CONFUSIONS` largest
+    off-diagonal cells ``(true, predicted, count)`` (also in ``confusions.csv``),
+    else it is None."""
     from .. import plots
-    from ..metrics import accuracy, classification_report, confusion_matrix
+    from ..metrics import accuracy, classification_report, confusion_matrix, top_confusions
 
     out.mkdir(parents=True, exist_ok=True)
     flat_y, flat_pred = np.ravel(y), np.ravel(pred)
     report = classification_report(flat_y, flat_pred, class_names=class_names)
     write_text(out / "classification_report.txt", str(report) + "\n")
     write_json(out / "classification_report.json", report.to_dict())
-    result = {"accuracy": accuracy(flat_y, flat_pred), "report": report, "plots": []}
+    result = {"accuracy": accuracy(flat_y, flat_pred), "report": report, "plots": [], "confusions": None}
+    matrix = confusion_matrix(flat_y, flat_pred, num_classes=len(class_names))
+    if len(class_names) > MAX_MATRIX_CLASSES:
+        result["confusions"] = top_confusions(matrix, class_names, TOP_CONFUSIONS)
+        write_confusions(out / "confusions.csv", result["confusions"])
     if not can_plot():
         return result
-    matrix = confusion_matrix(flat_y, flat_pred, num_classes=len(class_names))
     names = result["plots"]
     (out / "plots").mkdir(exist_ok=True)
-    names.append("plots/confusion_matrix.png")
-    plots.plot_confusion_matrix(matrix, class_names, path=out / names[0], title=f"Confusion matrix ({title})")
+    if result["confusions"] is None:
+        names.append("plots/confusion_matrix.png")
+        plots.plot_confusion_matrix(matrix, class_names, path=out / names[-1], title=f"Confusion matrix ({title})")
     if is_image_batch(X) and np.ndim(y) == 1:
         idx = sample_indices(len(X))
         names.append("plots/predictions.png")
         plots.plot_images(X[idx], y[idx], pred[idx], class_names, path=out / names[-1],
                           title=f"Sample predictions ({title})")
     return result
+
+
+def text_sample(model, chars, test_inputs) -> tuple:
+    """``(prime, generated)``: :data:`SAMPLE_LENGTH` characters a character model
+    (``model.sample``) writes after the first :data:`SAMPLE_PRIME` characters of the
+    test text (``test_inputs``: the ids of its streams, the first stream first),
+    sampled at temperature 1 with seed :data:`SAMPLE_SEED` (``handgrad generate`` with
+    that prime and ``--seed 0`` writes the same)."""
+    from ..backend import to_numpy
+
+    prime = [int(i) for i in np.ravel(to_numpy(test_inputs)[0])[:SAMPLE_PRIME]]
+    ids = model.sample(prime, SAMPLE_LENGTH, rng=SAMPLE_SEED)
+    return "".join(chars[i] for i in prime), "".join(chars[int(i)] for i in ids)
+
+
+def sample_html(prime: str, generated: str) -> str:
+    return (f"<p>{len(generated)} characters sampled by the model (temperature 1, seed {SAMPLE_SEED}) after "
+            f"the first {len(prime)} characters of the test text, shown in bold (also in sample.txt):</p>\n"
+            f"<pre class=\"sample\"><b>{html.escape(prime)}</b>{html.escape(generated)}</pre>")
 
 
 def write_curves(out: Path, history: dict) -> list:
@@ -122,6 +182,12 @@ def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictio
     # on streams: the next-character prediction at every position of the test text
     X, y = (test.inputs, test.targets) if streams else test
     evaluation = write_evaluation(out, X, y, test_predictions, list(dataset.classes), f"{dataset.name} test set")
+    sample = []
+    if streams and hasattr(model, "sample"):
+        prime, generated = text_sample(model, list(dataset.classes), X)
+        write_text(out / "sample.txt", prime + generated)
+        sample = [("Generated text", sample_html(prime, generated))]
+    confusions = confusions_html(evaluation["confusions"]) if evaluation["confusions"] else ""
     curves = write_curves(out, result["history"])
     table = str(summary(model, dataset.input_shape, print_table=False))
     recipe = [name for name in (f"data {cfg['data']}", f"model {cfg['model']}") if name in RECIPES]
@@ -138,7 +204,8 @@ def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictio
         "recipe": ", ".join(recipe) if cfg["recipe"] == "default" and recipe else "none",
     }, [
         ("Learning curves", images_html(curves)),
-        ("Test set", evaluation["report"].to_html() + images_html(evaluation["plots"])),
+        *sample,
+        ("Test set", evaluation["report"].to_html() + confusions + images_html(evaluation["plots"])),
         ("Model", pre(table)),
         ("Configuration (every value used; config.toml)", pre(cfg.to_toml())),
     ])
