@@ -236,7 +236,8 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.test_data is not None:
-            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True)
+            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True,
+                            progress=self.progress.tracker("test set"))
             self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
             self.test_predictions = test["predictions"]
             self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
