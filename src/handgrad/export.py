@@ -77,7 +77,7 @@ def _conv(g: _Graph, m, x: str, name: str, x_array) -> str:
     if m.bias is not None:
         inputs.append(g.weight(f"{name}.bias", m.bias.data))
     return g.node("Conv", inputs, name, kernel_shape=list(m.kernel_size), strides=list(m.stride),
-                  dilations=list(m.dilation), pads=_pads(m, x_array))
+                  dilations=list(m.dilation), pads=_pads(m, x_array), group=m.groups)
 
 
 def _pool(op: str, **attrs):
