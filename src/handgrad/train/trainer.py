@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..backend import array_module, to_device, to_scalar
+from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, check_parallel
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -157,7 +157,10 @@ class Trainer:
                  config=None, train_eval_data=None, workers=1, eval_at_start=False, device="cpu"):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.device = device
-        model.to(device)  # a clear error names what to install when the device is missing
+        device_module(device)  # a missing CuPy or GPU is a clear error naming what to install
+        if device != "cpu" and workers != 1:
+            raise ValueError(f"Trainer: workers > 1 shares batches between CPU processes; with device "
+                             f"{device!r} use workers=1")
         check_parallel(model, workers)
         self.workers = workers
         self._net = None  # while fit() runs: the model, or its DataParallel wrapper
@@ -220,6 +223,7 @@ class Trainer:
     def fit(self, resume_from=None) -> dict:
         """Train; returns the history. With ``resume_from`` (a checkpoint file), continue
         the run saved there exactly as if it had never stopped."""
+        self.model.to(self.device)
         if resume_from is not None:
             self._restore(load_checkpoint(resume_from))
         elif self.seed is not None:
