@@ -24,9 +24,11 @@ def add_parser(subparsers) -> None:
 
 
 def load_split(metadata: dict, data, split: str):
-    """``(dataset, (X, y))`` of ``split``; the model's own data set is loaded with
-    the seed and options it was trained with, so its test split is the same."""
-    from ..data import load_dataset
+    """``(dataset, (X, y))`` of ``split``: a registered data set or a file or folder
+    (``--data PATH``). The model's own data set is loaded with the seed and options
+    it was trained with, so its test split is the same; when it is a file whose
+    contents changed since training, a warning says so."""
+    from ..data import is_data_path, open_data
 
     trained_on = metadata.get("data")
     name = data or trained_on
@@ -34,8 +36,24 @@ def load_split(metadata: dict, data, split: str):
         raise UsageError("the model file does not say which data set it was trained on; give --data")
     same = name == trained_on
     options = (metadata.get("data_kwargs") or {}) if same else {}
-    dataset = load_dataset(name, seed=(metadata.get("seed") or 0) if same else 0, **options)
+    dataset = open_data(name, seed=(metadata.get("seed") or 0) if same else 0, **options)
+    if same and is_data_path(name):
+        warn_if_changed(name, metadata.get("data_identity"))
     return dataset, dataset.train if split == "train" else dataset.test
+
+
+def warn_if_changed(path, identity) -> None:
+    """Warn when the data file at ``path`` is not the one the model was trained on
+    (its size or SHA-256 differ from the run's record)."""
+    from ..data import file_identity
+
+    recorded = (identity or {}).get("file") if isinstance(identity, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    now = file_identity(path)
+    if (now["size"], now["sha256"]) != (recorded.get("size"), recorded.get("sha256")):
+        print(f"handgrad: warning: {path} changed since the model was trained on it "
+              f"(SHA-256 {recorded.get('sha256', '?')[:12]}... then, {now['sha256'][:12]}... now)", file=sys.stderr)
 
 
 def progress(args, desc: str):

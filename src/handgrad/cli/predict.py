@@ -24,9 +24,9 @@ def add_parser(subparsers) -> None:
                                           "--submission writes a Kaggle-style CSV (Id,Category, ids from 1).")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR_OR_FILE")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", metavar="FILE.npy",
+    source.add_argument("--images", metavar="FILE.npy|FILE.csv",
                         help="inputs as a .npy array (N, *input_shape) or (N, H, W); integer pixels are scaled by 1/255")
-    source.add_argument("--data", help="a data set name (use with --split)")
+    source.add_argument("--data", help="a data set name or a data file/folder (use with --split)")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--out", metavar="PREDS.csv", help="CSV of id (from 0), label and class name")
     p.add_argument("--submission", metavar="FILE.csv",
@@ -69,6 +69,16 @@ def read_images(path, input_shape) -> np.ndarray:
     return X.astype(get_default_dtype())
 
 
+def read_inputs(path, input_shape) -> np.ndarray:
+    """Unlabelled inputs: a ``.npy`` array (:func:`read_images`) or a CSV of pixels
+    with or without a ``label`` column, as Kaggle's test.csv."""
+    if str(path).lower().endswith(".csv"):
+        from ..data import load_inputs
+
+        return load_inputs(path, input_shape)
+    return read_images(path, input_shape)
+
+
 def nonfinite_samples(path, X: np.ndarray, skip: bool) -> np.ndarray:
     """Indices of the samples of ``X`` (read from ``path``) holding NaN or inf. Unless
     ``skip``, any such sample is an error saying how many there are and where."""
@@ -109,7 +119,7 @@ def run(args) -> int:
     classes = metadata.get("classes")
     if args.images:
         shape = metadata.get("input_shape") or getattr(model, "input_shape", None)
-        X = read_images(args.images, shape)
+        X = read_inputs(args.images, shape)
         skipped = nonfinite_samples(args.images, X, args.skip_nonfinite)
     else:
         dataset, (X, _) = load_split(metadata, args.data, args.split)

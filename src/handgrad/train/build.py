@@ -156,7 +156,14 @@ def complete(cfg: RunConfig, dataset) -> RunConfig:
     """The configuration with what the data set decides filled in: the data set
     (when the default was taken) and the model arguments taken from it
     (:func:`model_kwargs`)."""
-    return cfg.replace(data=cfg["data"] or dataset.name, model_kwargs=model_kwargs(cfg, dataset))
+    from pathlib import Path
+
+    from ..data import is_data_path
+
+    data = cfg["data"] or dataset.name
+    if is_data_path(data):  # so that evaluate and predict find it from any directory
+        data = str(Path(data).resolve())
+    return cfg.replace(data=data, model_kwargs=model_kwargs(cfg, dataset))
 
 
 @dataclass
