@@ -52,7 +52,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="any setting, dotted keys and JSON values, e.g. --set model_kwargs.hidden=[300,100] "
                         "(repeatable)")
+    from ..train.config import DEFAULTS
+
     for key, (kind, metavar, text) in FLAGS.items():
+        if "default" not in text:
+            text += " (default none)" if DEFAULTS[key] is None else f" (default {DEFAULTS[key]})"
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, metavar=metavar, help=text)
     p.add_argument("--out", metavar="RUN_DIR", help="run directory, new or empty (default: a new runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
