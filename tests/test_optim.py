@@ -207,3 +207,27 @@ def test_accepts_a_generator_of_parameters():
 def test_numpy_scalars_accepted_as_hyperparameters():
     opt = optim.Adam([Parameter(np.zeros(2, np.float32))], lr=np.float32(0.01), betas=(np.float64(0.9), 0.99))
     assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.01)
+
+
+def test_sgd_with_only_a_learning_rate_takes_plain_steps_as_torch_defaults():
+    """SGD(params, lr) is plain SGD, as torch.optim.SGD(params, lr): no momentum unless asked
+    for; and so is the optimizer `handgrad train --optimizer sgd` builds."""
+    from handgrad.train.build import build_optimizer
+    from handgrad.train.config import RunConfig
+
+    ours, theirs = make_params([(3, 4), (4,)], seed=3)
+    rng = np.random.default_rng(4)
+    opt, ref = optim.SGD(ours, lr=0.1), torch.optim.SGD(theirs, lr=0.1)
+    start = [p.data.copy() for p in ours]
+    for _ in range(4):
+        set_grads(ours, theirs, rng)
+        grads = [p.grad.copy() for p in ours]
+        before = [p.data.copy() for p in ours]
+        opt.step()
+        ref.step()
+        for p, q, g, b in zip(ours, theirs, grads, before):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(p.data, b - 0.1 * g, rtol=1e-6, atol=1e-7)  # w <- w - lr g, nothing more
+    assert not all(np.array_equal(s, p.data) for s, p in zip(start, ours))
+    built = build_optimizer(RunConfig.resolve({"optimizer": "sgd"}), ours)
+    assert built.momentum == 0
