@@ -53,3 +53,19 @@ def test_train_on_a_csv_predict_a_submission_and_warn_when_the_data_changes(tmp_
         f.write("0," + ",".join(["0"] * 64) + "\n")
     proc = handgrad("evaluate", "--checkpoint", tmp_path / "run", "--quiet", cwd=elsewhere)
     assert "train.csv changed since the model was trained on it" in proc.stderr
+
+
+def test_evaluate_predict_and_generate_say_what_cuda_needs(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        return  # CuPy is installed here: nothing to refuse
+    digits = load_dataset("digits")
+    write_csv(tmp_path / "train.csv", *digits.train)
+    handgrad("train", "--data", "train.csv", "--epochs", "1", "--quiet", "--out", "run", cwd=tmp_path)
+    for args in (["evaluate", "--checkpoint", "run"], ["predict", "--checkpoint", "run", "--data", "train.csv",
+                                                        "--out", "p.csv"]):
+        proc = subprocess.run([sys.executable, "-m", "handgrad", *args, "--device", "cuda"], capture_output=True,
+                              text=True, cwd=tmp_path, env=ENV, timeout=300)
+        assert proc.returncode == 2 and "needs CuPy: pip install cupy-cuda12x" in proc.stderr, proc.stderr
+    assert not (tmp_path / "p.csv").exists()

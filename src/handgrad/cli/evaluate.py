@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
                                                 "(default: RUN_DIR/eval-DATA-SPLIT)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the model runs: cpu (default) or cuda (needs CuPy and a GPU)")
     p.set_defaults(run=run)
 
 
@@ -85,6 +87,7 @@ def run(args) -> int:
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     model, metadata = load_trained(args.checkpoint)
+    model.to(args.device)  # inputs follow the model there; results come back to the host
     dataset, (X, y) = load_split(metadata, args.data, args.split)
     source = Path(args.checkpoint)
     run_dir = source if source.is_dir() else source.parent

@@ -22,6 +22,8 @@ def add_parser(subparsers) -> None:
                    help="divide the logits by this before sampling: < 1 is more conservative (default 1)")
     p.add_argument("--greedy", action="store_true", help="always take the most likely character")
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the model runs: cpu (default) or cuda (needs CuPy and a GPU)")
     p.set_defaults(run=run)
 
 
@@ -49,6 +51,7 @@ def run(args) -> int:
     if not args.greedy and not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature:g}")
     model, vocab = load_char_model(args.checkpoint)
+    model.to(args.device)  # inputs follow the model there; results come back to the host
     prime = args.prime if args.prime is not None else "\n"
     if prime == "":
         raise UsageError("--prime must not be empty")

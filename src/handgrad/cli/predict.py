@@ -38,6 +38,8 @@ def add_parser(subparsers) -> None:
                    help="leave out images holding NaN or inf (and say how many) instead of refusing the file")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward pass (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the model runs: cpu (default) or cuda (needs CuPy and a GPU)")
     p.set_defaults(run=run)
 
 
@@ -116,6 +118,7 @@ def run(args) -> int:
         if not name.strip():
             raise UsageError(f"{flag} must not be empty")
     model, metadata = load_trained(args.checkpoint)
+    model.to(args.device)  # inputs follow the model there; results come back to the host
     classes = metadata.get("classes")
     if args.images:
         shape = metadata.get("input_shape") or getattr(model, "input_shape", None)
