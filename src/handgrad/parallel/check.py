@@ -1,5 +1,7 @@
 """Which models can share their batches between processes: each module says so
-itself, through the properties it declares (see :mod:`handgrad.nn.module`)."""
+itself, through the properties it declares (see :mod:`handgrad.nn.module`).
+Layers that draw random numbers or use whole-batch statistics can, when they
+take a :class:`~handgrad.parallel.shard.Shard` (see :mod:`.shard`)."""
 from __future__ import annotations
 
 import os
@@ -12,12 +14,13 @@ from ..nn import Stateful
 
 def _obstacle(module, top) -> str | None:
     """Why ``module`` (inside the model ``top``) would train differently on several processes."""
-    if module.draws_random:
-        return ("draws random numbers in training (as dropout and random augmentation do), "
-                "which would be drawn in other processes")
-    if module.batch_statistics:
-        return ("uses statistics of the whole batch in training (as batch norm does), "
-                "which each process would compute over its own rows only")
+    takes_shard = hasattr(type(module), "shard")  # it can be told its rows of a split batch
+    if module.draws_random and not (takes_shard and hasattr(module, "draw_seed")):
+        return ("draws random numbers in training but has no shard and draw_seed (as Dropout has), "
+                "so its numbers would be drawn in other processes")
+    if module.batch_statistics and not takes_shard:
+        return ("uses statistics of the whole batch in training but has no shard (as BatchNorm has), "
+                "so each process would compute them over its own rows only")
     if module.carries_state and module is not top:
         return ("carries its state from batch to batch, which only the model itself may do here "
                 "(an nn.Stateful, whose state is split by rows)")

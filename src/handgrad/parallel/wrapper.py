@@ -6,6 +6,7 @@ import multiprocessing
 import numpy as np
 
 from .check import check_parallel
+from .shard import draw_seeds, set_shards, split_layers
 from .shared import SharedArrays
 from .worker import Worker
 
@@ -39,8 +40,9 @@ class DataParallel:
     def __init__(self, model, workers: int = 2):
         check_parallel(model, workers)
         self.model, self.workers = model, workers
-        self._team, self._weights, self._blas = [], None, None
+        self._team, self._weights, self._buffers, self._blas = [], None, None, None
         self._bounds = None  # the row slices of the last forward pass; None when it ran here
+        self._split = split_layers(model)  # layers told about the split (see .shard)
 
     def __enter__(self):
         return self
@@ -74,6 +76,7 @@ class DataParallel:
         n = len(x)
         if self.workers == 1 or n < self.workers:
             self._bounds = None
+            set_shards(self._split)
             return self.model(x)
         try:
             return self._forward(np.asarray(x), row_bounds(n, self.workers))
@@ -96,19 +99,25 @@ class DataParallel:
         except BaseException:
             self.close()
             raise
+        set_shards(self._split)
 
     def _forward(self, x, bounds):
         model, (start, stop) = self.model, bounds[-1]
         states = self._state_slices(bounds)
+        seeds = draw_seeds(self._split, model.training)
+        exchanges = model.training and any(m.batch_statistics for m in self._split)
+        if not self._team and exchanges:  # the workers must be there for the exchanges
+            self._start(x, None, bounds)
         if self._team:
-            self._send_forward(x, bounds, states)
+            self._send_forward(x, bounds, states, seeds)
         if states is not None:
             model.set_state(states[-1])
+        set_shards(self._split, (start, stop, len(x)), seeds, self._allreduce)
         with self._one_blas_thread():  # the other cores are the workers'
             mine = model(x[start:stop])
         if not self._team:  # the first pass: its outputs size the workers' boxes
             self._start(x, mine, bounds)
-            self._send_forward(x, bounds, states)
+            self._send_forward(x, bounds, states, seeds)
         outs, finals = [], []
         for worker in self._team:
             out, final = worker.output()
@@ -132,6 +141,18 @@ class DataParallel:
             for p, g in zip(params, worker.gradients()):
                 p.grad += g
 
+    def _allreduce(self, mine):
+        """The caller's side of an exchange: the workers' partial sums and its own,
+        added in row order; every worker is sent the total."""
+        total = None
+        for worker in self._team:
+            part = worker.partial()
+            total = part.copy() if total is None else total + part
+        total = total + mine
+        for worker in self._team:
+            worker.total(total)
+        return total
+
     def _state_slices(self, bounds):
         """Each process's rows of the carried state (None: start from zeros), or None
         when the model carries no state into this pass."""
@@ -143,11 +164,14 @@ class DataParallel:
             return [None] * len(bounds)  # no state for batches of n rows: the streams start here
         return [tuple(np.ascontiguousarray(part[:, a:b]) for part in state) for a, b in bounds]
 
-    def _send_forward(self, x, bounds, states) -> None:
+    def _send_forward(self, x, bounds, states, seeds) -> None:
         for p, w in zip(self.model.parameters(), self._weights.arrays):
             w[...] = p.data
+        for (_, b), shared in zip(self.model.named_buffers(), self._buffers.arrays):
+            shared[...] = b
         for k, (worker, (a, b)) in enumerate(zip(self._team, bounds)):
-            worker.forward(x[a:b], None if states is None else states[k], self.model.training)
+            worker.forward(x[a:b], None if states is None else states[k], self.model.training,
+                           (a, b, len(x)), seeds)
 
     def _one_blas_thread(self):
         if self._blas is None:
@@ -159,16 +183,22 @@ class DataParallel:
     def _start(self, x, mine, bounds) -> None:
         # room for twice the widest slice of this batch: later batches are no larger, or
         # a little (longer sequences); what does not fit goes through the pipe
+        # (mine is None when the workers must start first: an output row is guessed as large as
+        # an input row)
         rows = 2 * max(b - a for a, b in bounds)
         in_capacity = rows * (x.nbytes // len(x))
-        io_capacity = rows * (mine.nbytes // max(1, len(mine)))
+        io_capacity = in_capacity if mine is None else rows * (mine.nbytes // max(1, len(mine)))
         self._weights = SharedArrays([p.data for p in self.model.parameters()])
+        self._buffers = SharedArrays([b for _, b in self.model.named_buffers()])
+        set_shards(self._split)  # the workers start with none
         context = multiprocessing.get_context("fork")
         for k in range(1, self.workers):
-            self._team.append(Worker(context, k, self.model, self._weights, in_capacity, io_capacity))
+            self._team.append(Worker(context, k, self.model, self._weights, self._buffers,
+                                     in_capacity, io_capacity))
 
     def close(self) -> None:
         """Stop the worker processes (safe to call twice); the shared memory goes with them."""
         for worker in self._team:
             worker.stop()
-        self._team, self._weights, self._bounds = [], None, None
+        self._team, self._weights, self._buffers, self._bounds = [], None, None, None
+        set_shards(self._split)
