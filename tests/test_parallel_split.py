@@ -118,3 +118,42 @@ class Batchy(nn.Module):
 def test_layers_that_cannot_be_told_their_rows_are_refused(layer, message):
     with pytest.raises(ValueError, match=message):
         check_parallel(nn.Sequential(nn.Linear(4, 4), nn.Sequential(layer())), 2)
+
+
+def test_trainer_workers_default_to_the_usable_cores_when_the_model_can_be_split():
+    from handgrad.parallel import usable_cores
+    from handgrad.train import Trainer
+
+    X, y = np.zeros((8, 4)), np.zeros(8, dtype=int)
+
+    def trainer(model, **kwargs):
+        return Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), (X, y), epochs=1,
+                       batch_size=4, progress="none", **kwargs)
+
+    assert trainer(models.mlp(4, [4], 2)).workers == usable_cores()
+    assert trainer(nn.Sequential(nn.Linear(4, 2), Noisy())).workers == 1  # cannot be split: one process
+    assert trainer(models.mlp(4, [4], 2), workers=1).workers == 1
+    with pytest.raises(ValueError, match="draws random numbers"):
+        trainer(nn.Sequential(nn.Linear(4, 2), Noisy()), workers=2)
+
+
+@pytest.mark.parametrize("value, ok", [("auto", True), (3, True), (0, False), ("two", False), (2.0, False)])
+def test_the_workers_setting_is_auto_or_a_positive_integer(value, ok):
+    from handgrad.train.config import DEFAULTS, ConfigError, check_config
+
+    assert DEFAULTS["workers"] == "auto"
+    if ok:
+        check_config({"workers": value})
+    else:
+        with pytest.raises(ConfigError, match=r'workers must be "auto" or a positive integer'):
+            check_config({"workers": value})
+
+
+def test_a_run_records_the_resolved_worker_count(tmp_path):
+    import json
+
+    from handgrad.parallel import usable_cores
+    from handgrad.train.run import train_from_config
+
+    train_from_config({"data": "synth", "epochs": 1}, out_dir=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["workers"] == usable_cores()

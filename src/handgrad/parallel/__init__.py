@@ -67,8 +67,8 @@ without a ``shard`` attribute, and a carried state below the model itself.
 Needs ``os.fork``
 (Linux, macOS) and threadpoolctl.
 """
-from .check import check_parallel
+from .check import auto_workers, check_parallel, resolve_workers, usable_cores
 from .worker import ParallelError
 from .wrapper import DataParallel
 
-__all__ = ["DataParallel", "ParallelError", "check_parallel"]
+__all__ = ["DataParallel", "ParallelError", "auto_workers", "check_parallel", "resolve_workers", "usable_cores"]

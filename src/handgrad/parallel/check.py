@@ -52,3 +52,31 @@ def check_parallel(model, workers: int) -> None:
     for name, p in model.named_parameters():
         if array_module(p.data) is not np:
             raise ValueError(f"workers > 1 runs on the CPU; parameter {name} is on another device")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def auto_workers() -> int:
+    """What ``workers="auto"`` means here: the usable cores, or 1 inside a daemonic
+    process (a pool's worker, as a sweep's may be), which may not fork its own."""
+    import multiprocessing
+
+    return 1 if multiprocessing.current_process().daemon else usable_cores()
+
+
+def resolve_workers(model, workers) -> int:
+    """``workers`` as a number of processes: ``"auto"`` is :func:`auto_workers` when
+    ``model`` can be split between them (on the CPU, every zoo model), else 1; a
+    number is checked by :func:`check_parallel`."""
+    if workers == "auto":
+        cores = auto_workers()
+        try:
+            check_parallel(model, cores)
+        except ValueError:
+            return 1
+        return cores
+    check_parallel(model, workers)
+    return workers
