@@ -20,6 +20,12 @@ pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
+@pytest.fixture(autouse=True)
+def split_small_batches(monkeypatch):
+    """The tests' batches are small: split them anyway (in use, they would run in-process)."""
+    monkeypatch.setattr("handgrad.parallel.wrapper.MIN_ROWS", 1)
+
+
 @pytest.fixture
 def float64():
     handgrad.set_default_dtype("float64")
@@ -141,11 +147,13 @@ def test_rows_that_outgrow_the_shared_inbox_go_through_the_pipe(float64):
                 np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-13)
 
 
-def test_a_batch_with_fewer_rows_than_workers_runs_here(float64):
+@pytest.mark.parametrize("n, min_rows", [(1, 1), (31, None), (31, 16)])
+def test_a_batch_with_fewer_rows_than_workers_times_min_rows_runs_here(float64, monkeypatch, n, min_rows):
+    monkeypatch.undo()  # the default MIN_ROWS (16) when min_rows is None
     model, loss = models.mlp(784, [8], 10), nn.CrossEntropyLoss()
-    x, y = image_batch(1, np.random.default_rng(0))
+    x, y = image_batch(n, np.random.default_rng(0))
     expected_value, expected_grads = one_pass(model, loss, x, y)
-    with DataParallel(model, 2) as parallel:
+    with DataParallel(model, 2, min_rows=min_rows) as parallel:
         model.zero_grad()
         value, _ = parallel_step(parallel, loss, x, y)
         assert not multiprocessing.active_children()

@@ -16,6 +16,12 @@ pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
+@pytest.fixture(autouse=True)
+def split_small_batches(monkeypatch):
+    """The tests' batches are small: split them anyway (in use, they would run in-process)."""
+    monkeypatch.setattr("handgrad.parallel.wrapper.MIN_ROWS", 1)
+
+
 @pytest.fixture
 def float64():
     handgrad.set_default_dtype("float64")
