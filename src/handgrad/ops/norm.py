@@ -72,16 +72,20 @@ def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=
     training = running_mean is None
     m = x.size // x.shape[1] if m is None else m
     if training:
-        # sum / M rounds exactly as x.mean(axis) does
         mean = allreduce(x.sum(axis=axes)) / m
         centered = x - mean.reshape(shape)
-        var = allreduce((centered * centered).sum(axis=axes)) / m
+        var = allreduce(_channel_dot(centered, centered)) / m
     else:
         mean, var = running_mean, running_var
         centered = x - mean.reshape(shape)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    xhat = centered * inv_std.reshape(shape)
-    out = xhat if gamma is None else xhat * gamma.reshape(shape) + beta.reshape(shape)
+    centered *= inv_std.reshape(shape)  # our own array: xhat in place
+    xhat = centered
+    if gamma is None:
+        out = xhat
+    else:
+        out = xhat * gamma.reshape(shape)
+        out += beta.reshape(shape)
     return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training, m)
 
 
@@ -90,13 +94,22 @@ def batch_norm_backward(dout, cache, allreduce=_here):
     (for a split batch, this process's share of them)."""
     xhat, inv_std, gamma, axes, _, _, training, m = cache
     shape = _channel_shape(dout)
-    g = dout if gamma is None else dout * gamma.reshape(shape)
-    dgamma = (dout * xhat).sum(axis=axes) if gamma is not None else None
-    dbeta = dout.sum(axis=axes) if gamma is not None else None
+    sum_dout = dout.sum(axis=axes)
+    sum_dout_xhat = _channel_dot(dout, xhat)
+    dgamma, dbeta = (None, None) if gamma is None else (sum_dout_xhat, sum_dout)
+    scale = inv_std if gamma is None else gamma * inv_std  # dL/dx = dout * gamma * inv_std + ...
+    dx = dout * scale.reshape(shape)
     if not training:
-        return g * inv_std.reshape(shape), dgamma, dbeta
-    xp = array_module(dout)
-    sum_g, sum_gx = allreduce(xp.stack([g.sum(axis=axes), (g * xhat).sum(axis=axes)]))
-    sum_g, sum_gx = sum_g.reshape(shape), sum_gx.reshape(shape)
-    dx = (g * m - sum_g - xhat * sum_gx) * (inv_std.reshape(shape) / m)
+        return dx, dgamma, dbeta
+    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's
+    sum_dout, sum_dout_xhat = allreduce(array_module(dout).stack([sum_dout, sum_dout_xhat]))
+    a = scale / m
+    dx -= xhat * (a * sum_dout_xhat).reshape(shape)
+    dx -= (a * sum_dout).reshape(shape)
     return dx, dgamma, dbeta
+
+
+def _channel_dot(a, b):
+    """sum of a * b per channel (axis 1) over every other axis, without the product array."""
+    n, c = a.shape[:2]
+    return array_module(a).einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
