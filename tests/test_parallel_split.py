@@ -163,3 +163,23 @@ def test_a_run_records_the_resolved_worker_count(tmp_path):
 
     train_from_config({"data": "synth", "epochs": 1}, out_dir=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["workers"] == usable_cores()
+
+
+@pytest.mark.parametrize("name", ["cnn", "char_lstm"])
+def test_parallel_evaluation_gives_the_predictions_of_one_process(float64, name):
+    from handgrad.train.evaluate import evaluate, predict_logits
+
+    build, make_loss, make_batch = ZOO[name]
+    handgrad.manual_seed(0)
+    model, loss = build(), make_loss()
+    x, y = make_batch(13, np.random.default_rng(1))
+    loss(model(x), y)  # one training pass: running statistics that are not the initial ones
+    serial_logits, serial = predict_logits(model, x, batch_size=5), evaluate(model, loss, (x, y), batch_size=5)
+    with DataParallel(model, 2) as net:
+        logits, result = predict_logits(net, x, batch_size=5), evaluate(net, loss, (x, y), batch_size=5)
+        assert len(multiprocessing.active_children()) == 1  # the worker took its rows
+        assert model.training  # the mode is put back
+    np.testing.assert_allclose(logits, serial_logits, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(logits.argmax(-1), serial_logits.argmax(-1))
+    assert result["loss"] == pytest.approx(serial["loss"], rel=1e-12)
+    assert result["accuracy"] == serial["accuracy"]

@@ -25,7 +25,9 @@ def row_bounds(n: int, parts: int):
 class DataParallel:
     """``model`` with the rows of every batch shared by ``workers`` processes.
 
-    It stands in for the model in a training step::
+    It stands in for the model in a training step, and in evaluation
+    (``evaluate(net, ...)``, ``predict_logits(net, X)``: eval mode, each process
+    its rows of every batch)::
 
         out = net(x)                          # the model's outputs, rows in the order of x
         value = criterion(out, y)             # the loss of the whole batch, here
@@ -68,6 +70,10 @@ class DataParallel:
 
     def zero_grad(self) -> None:
         self.model.zero_grad()
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
 
     def train(self, mode: bool = True):
         self.model.train(mode)
@@ -118,7 +124,8 @@ class DataParallel:
             self._send_forward(x, bounds, states, seeds)
         if states is not None:
             model.set_state(states[-1])
-        set_shards(self._split, (start, stop, len(x)), seeds, self._allreduce)
+        # (in eval mode no layer looks beyond its rows: no shards, nothing to clear afterwards)
+        set_shards(self._split, (start, stop, len(x)) if model.training else None, seeds, self._allreduce)
         with self._one_blas_thread():  # the other cores are the workers'
             mine = model(x[start:stop])
         if not self._team:  # the first pass: its outputs size the workers' boxes

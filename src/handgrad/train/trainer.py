@@ -314,7 +314,10 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
     def _evaluate(self, name, data):
-        result = evaluate(self.model, self.loss, data, self.eval_batch_size)
+        # during fit() the batches of (X, y) are shared by the workers too; streams, whose
+        # state evaluation carries itself, run here
+        net = self._net if self._net is not None and not isinstance(data, BatchSource) else self.model
+        result = evaluate(net, self.loss, data, self.eval_batch_size)
         if result["non_finite"]:
             self._diverged(f"the model output on the {name} set contains NaN or inf")
         return result
