@@ -29,7 +29,7 @@ What travels. Arrays go through shared memory (:mod:`.shared`: anonymous
 mappings made before the fork, so that nothing is ever created in /dev/shm):
 the weights (the caller copies its parameters into one block at every forward
 pass; the workers' parameters are views of it), each worker's gradients (one
-block per worker, copied out after its backward pass), and each worker's
+block per worker: its parameters' p.grad, into which its layers add), and each worker's
 inputs X_j (its inbox) and outputs then output gradients G_j (its io box).
 Through the pipes go only short messages (:mod:`.worker`): the jobs, the
 shapes, the carried states, the training mode and NumPy's error settings, and

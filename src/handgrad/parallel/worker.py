@@ -85,13 +85,11 @@ def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
     return ("out", iobox.put(out), model.get_state() if carry else None)
 
 
-def _backward(model, params, job, grads: SharedArrays, iobox: Box):
+def _backward(model, job, iobox: Box):
     _, dout_message, errstate = job
-    model.zero_grad()
+    model.zero_grad()  # in place: the gradients are the shared block's arrays
     with np.errstate(**errstate):
         model.backward(iobox.take(dout_message))
-    for p, g in zip(params, grads.arrays):
-        g[...] = p.grad
     return ("grads",)
 
 
@@ -107,8 +105,9 @@ def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays
 
     threadpool_limits(1, user_api="blas")  # one core per process
     params = model.parameters()
-    for p, w in zip(params, weights.arrays):
+    for p, w, g in zip(params, weights.arrays, grads.arrays):
         p.data = w  # the caller writes the current weights here before every forward pass
+        p.grad = g  # layers add into p.grad in place: the caller reads them here, no copy
     allreduce = _allreduce(conn, parent_pid)
     while True:
         try:
@@ -123,7 +122,7 @@ def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays
             if job[0] == "forward":
                 answer = _forward(model, job, inbox, iobox, buffers, allreduce)
             else:
-                answer = _backward(model, params, job, grads, iobox)
+                answer = _backward(model, job, iobox)
         except BaseException:
             answer = ("error", traceback.format_exc())
         try:
