@@ -1,6 +1,6 @@
 """Train the same model in handgrad and in PyTorch, side by side, and compare throughput.
 
-    python benchmarks/compare.py mlp [lenet5 small_cnn ...] [--steps 50] [--repeats 5] [--workers 2]
+    python benchmarks/compare.py mlp [lenet5 small_cnn cnn char_lstm ...] [--steps 50] [--repeats 5]
 
 For each model both libraries get the same architecture, the same random batch,
 the same batch size, the same optimizer and all CPU cores. After a warm-up, the
@@ -15,14 +15,16 @@ threads likewise, stealing the cores from whoever runs next. Every timed run is
 therefore preceded by a pause of ``SETTLE`` seconds; without it PyTorch measured
 less than half its own speed here.
 
-``--workers 2`` trains handgrad as ``Trainer(workers=2)`` / ``handgrad train
---workers 2`` do: each batch shared by two processes (:mod:`handgrad.parallel`),
-while PyTorch uses two threads.
+By default handgrad trains as ``Trainer()`` / ``handgrad train`` do,
+``workers="auto"``: each batch shared by one process per usable core
+(:mod:`handgrad.parallel`), while PyTorch uses as many threads. ``--workers 1
+--threads 1`` compares one core with one core; ``--batch-size N`` overrides the
+models' batch sizes (``mlp200``, the 784-200-10 MLP, at batch 2, 8, 32 measures
+the per-step overhead).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -35,7 +37,7 @@ import torch
 
 import handgrad
 from handgrad import nn, optim
-from handgrad.parallel import DataParallel
+from handgrad.parallel import DataParallel, auto_workers, usable_cores
 
 
 @dataclass
@@ -73,6 +75,14 @@ def _mlp_torch():
 
 
 register("mlp", Bench(128, partial(handgrad.models.mlp, 784, [256, 256], 10), _mlp_torch, image_batch((1, 28, 28))))
+
+
+def _mlp200_torch():
+    t = torch.nn
+    return t.Sequential(t.Flatten(), t.Linear(784, 200), t.ReLU(), t.Linear(200, 10))
+
+
+register("mlp200", Bench(32, partial(handgrad.models.mlp, 784, [200], 10), _mlp200_torch, image_batch((1, 28, 28))))
 
 
 class _CharLSTMTorch(torch.nn.Module):
@@ -117,7 +127,27 @@ def _small_cnn_torch():
     )
 
 
+class _RandomFlipTorch(torch.nn.Module):
+    """handgrad's RandomShiftFlip(shift=0): each image flipped left-right with probability 1/2."""
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        flips = torch.rand(len(x)) < 0.5
+        return torch.where(flips[:, None, None, None], x.flip(-1), x)
+
+
+def _cnn_torch():
+    """The twin of handgrad.models.cnn(): flips, three conv/BN/ReLU/pool blocks, dropout."""
+    t, layers, channels = torch.nn, [_RandomFlipTorch()], 1
+    for w in (16, 32, 64):
+        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
+        channels = w
+    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+
+
 register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch((1, 28, 28))))
+register("cnn", Bench(64, handgrad.models.cnn, _cnn_torch, image_batch((1, 28, 28))))
 register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
 
 
@@ -152,8 +182,10 @@ def timed(run, steps: int) -> float:
     return run(steps)
 
 
-def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1) -> float:
+def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1, batch_size=None) -> float:
     bench = BENCHMARKS[name]
+    if batch_size is not None:
+        bench = Bench(**{**bench.__dict__, "batch_size": batch_size})
     rng = np.random.default_rng(0)
     x, y = bench.make_batch(rng, bench.batch_size)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
@@ -190,14 +222,22 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1, help="handgrad processes sharing each batch")
+    parser.add_argument("--workers", default="auto",
+                        help="handgrad processes sharing each batch (default auto: one per usable core)")
+    parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: the usable cores)")
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of each model's own")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(BENCHMARKS)}")
-    torch.set_num_threads(os.cpu_count() or 1)
+    workers = auto_workers() if args.workers == "auto" else int(args.workers)
+    torch.set_num_threads(args.threads or usable_cores())
+    if args.threads == 1:  # one core each: handgrad's BLAS too
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
     for name in args.models:
-        compare(name, args.steps, args.warmup, args.repeats, args.workers)
+        compare(name, args.steps, args.warmup, args.repeats, workers, args.batch_size)
     return 0
 
 

@@ -57,6 +57,9 @@ def make_trainer(lr=0.1, epochs=3, batch_size=32, dropout=0.0, n=600, loader_see
         kw["scheduler"] = StepLR(opt, step_size=1, gamma=0.5)
     loader = DataLoader((X, y), batch_size, shuffle=True, seed=loader_seed)
     kw.setdefault("progress", "none")
+    # one process (not the default "auto"): runs are compared bitwise, also with a device's,
+    # which trains in one process, and hand-written loops
+    kw.setdefault("workers", 1)
     return Trainer(model, nn.CrossEntropyLoss(), opt, loader, (Xv, yv), epochs=epochs, batch_size=batch_size, **kw)
 
 

@@ -1,6 +1,7 @@
 """``handgrad train``: train a zoo model on a registered data set and write a run directory."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,14 @@ from pathlib import Path
 from . import UsageError, parse_setting
 
 STARTED = time.perf_counter()  # imported as the command starts: its wall time counts loading data too
+
+def _count(text: str) -> int:
+    """--workers N: a number (the config check says whether it is positive)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected "auto" or a positive integer, got {text!r}') from None
+
 
 # config key -> (type, metavar, help); every flag defaults to None, meaning "not given"
 FLAGS = {
@@ -26,8 +35,9 @@ FLAGS = {
     "data_fraction": (float, "X", "train on this random fraction of the training set (a prefix of a text)"),
     "seed": (int, "N", "random seed (initialisation, shuffling, dropout)"),
     "device": (str, "NAME", "cpu (default) or cuda (needs CuPy and a GPU); may change on --resume"),
-    "workers": (int, "N", "processes sharing each batch, one per core (models without batch norm or "
-                          "dropout); default 1"),
+    "workers": (lambda text: text if text == "auto" else _count(text), "N",
+                "processes sharing each batch, one per core; default auto: the usable cores (1 on cuda); "
+                "the run's config.json records the number; may change on --resume"),
 }
 
 

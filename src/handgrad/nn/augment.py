@@ -1,6 +1,8 @@
 """Data augmentation as a layer: random shifts and left-right flips, in training mode only."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_rng
 from ..ops.augment import shift_flip_backward, shift_flip_forward
 from .module import Module
@@ -20,10 +22,14 @@ class RandomShiftFlip(Module):
         x' = x[..., ::-1] if f_n else x
 
     The random numbers come from the global handgrad generator, so a
-    checkpointed run resumes exactly. Shapes: (N, C, H, W) -> (N, C, H, W).
+    checkpointed run resumes exactly: one draw per training batch, a seed from
+    which the whole batch's flips and offsets are drawn. With the batch's rows
+    split between processes (``shard``, see :class:`handgrad.nn.Dropout`) each
+    process takes its rows of them. Shapes: (N, C, H, W) -> (N, C, H, W).
     """
 
     draws_random = True
+    shard = None  # set by parallel.DataParallel while a batch is split; None: the whole batch is here
 
     def __init__(self, shift: int = 2, flip: bool = True):
         super().__init__()
@@ -31,15 +37,21 @@ class RandomShiftFlip(Module):
             raise ValueError(f"RandomShiftFlip: shift must be an int >= 0, got {shift!r}")
         self.shift, self.flip = shift, bool(flip)
 
+    def draw_seed(self):
+        """This layer's draw for one training batch: the seed of its flips and offsets."""
+        return int(get_rng().integers(2**63))
+
     def forward(self, x):
         if not self.training:
             self._cache = None
             return x
-        n, s, rng = x.shape[0], self.shift, get_rng()
-        flips = rng.random(n) < 0.5 if self.flip else [False] * n
+        shard = self.shard
+        seed, start, n = (self.draw_seed(), 0, len(x)) if shard is None else (shard.seed, shard.start, shard.total)
+        s, rng, mine = self.shift, get_rng(seed), slice(start, start + len(x))
+        flips = rng.random(n) < 0.5 if self.flip else np.zeros(n, dtype=bool)
         rows = rng.integers(-s, s + 1, size=n)
         cols = rng.integers(-s, s + 1, size=n)
-        out, self._cache = shift_flip_forward(x, flips, rows, cols)
+        out, self._cache = shift_flip_forward(x, flips[mine], rows[mine], cols[mine])
         return out
 
     def backward(self, dout):

@@ -23,9 +23,15 @@ class _BatchNorm(Module):
     and ``bias`` (beta, zeros) exist when ``affine``. ``running_mean``,
     ``running_var`` and ``num_batches_tracked`` are buffers, so the
     ``state_dict`` has PyTorch's keys and loads to and from ``torch.nn.BatchNorm*``.
+
+    When a training batch's rows are split between processes
+    (:mod:`handgrad.parallel`), ``shard`` says how many rows the whole batch has
+    and brings ``allreduce``, which adds up the processes' per-channel sums:
+    the statistics are the whole batch's, as with one process.
     """
 
     batch_statistics = True
+    shard = None  # set by parallel.DataParallel while a batch is split; None: the whole batch is here
 
     ranks = (4,)
     layout = "(N, C, H, W)"
@@ -53,13 +59,17 @@ class _BatchNorm(Module):
         if not self.training:
             out, self._cache = batch_norm_forward(x, gamma, beta, self.eps, self.running_mean, self.running_var)
             return out
-        m = x.size // x.shape[1]
+        shard = self.shard
+        m = x.size // x.shape[1] if shard is None else x.size // x.shape[1] // len(x) * shard.total
         if m < 2:
             raise ValueError(
                 f"{type(self).__name__}: training needs more than 1 value per channel to compute a variance, "
                 f"got input shape {tuple(x.shape)}"
             )
-        out, self._cache = batch_norm_forward(x, gamma, beta, self.eps)
+        if shard is None:
+            out, self._cache = batch_norm_forward(x, gamma, beta, self.eps)
+        else:
+            out, self._cache = batch_norm_forward(x, gamma, beta, self.eps, allreduce=shard.allreduce, m=m)
         self._update_running(self._cache.mean, self._cache.var * (m / (m - 1)))
         return out
 
@@ -72,7 +82,11 @@ class _BatchNorm(Module):
             buf += xp.asarray(stat * factor, dtype=buf.dtype)
 
     def backward(self, dout):
-        dx, dgamma, dbeta = batch_norm_backward(dout, self._cache)
+        shard = self.shard
+        if shard is None or not self._cache.training:
+            dx, dgamma, dbeta = batch_norm_backward(dout, self._cache)
+        else:
+            dx, dgamma, dbeta = batch_norm_backward(dout, self._cache, shard.allreduce)
         if self.affine:
             self.weight.grad += dgamma
             self.bias.grad += dbeta

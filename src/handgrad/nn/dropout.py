@@ -10,9 +10,17 @@ from .validate import check_rank
 
 class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability ``p`` and
-    scale the rest by 1/(1-p); in eval mode, the identity."""
+    scale the rest by 1/(1-p); in eval mode, the identity.
+
+    Each training batch takes one draw from the generator, a seed, from which
+    the whole batch's mask is drawn. When the batch's rows are split between
+    processes (:mod:`handgrad.parallel`), ``shard`` says which rows this process
+    holds and carries the caller's seed: every process slices its rows of the
+    same mask, so the split changes nothing.
+    """
 
     draws_random = True
+    shard = None  # set by parallel.DataParallel while a batch is split; None: the whole batch is here
 
     _forward = staticmethod(dropout_forward)
 
@@ -22,11 +30,17 @@ class Dropout(Module):
         # None: draw from the global generator at call time, so manual_seed() applies
         self._rng = None if rng is None else get_rng(rng)
 
+    def draw_seed(self):
+        """This layer's draw for one training batch: the seed of its mask (None: it draws nothing)."""
+        return None if self.p == 0.0 else int(get_rng(self._rng).integers(2**63))
+
     def forward(self, x):
         if not self.training or self.p == 0.0:
             self._cache = None
             return x
-        out, self._cache = self._forward(x, self.p, get_rng(self._rng))
+        shard = self.shard
+        seed, rows = (self.draw_seed(), None) if shard is None else (shard.seed, (shard.start, shard.total))
+        out, self._cache = self._forward(x, self.p, get_rng(seed), rows)
         return out
 
     def backward(self, dout):

@@ -13,6 +13,15 @@ Training:
 
 (the two sums are what mu and var contribute: every x moves the mean and the variance).
 
+Split batches: with the batch's rows spread over processes, each process holds
+some rows of x, and every sum above runs over the whole batch. ``allreduce``
+(a function: a process's partial sums -> the sums over all processes; the
+identity, by default, when the whole batch is here) adds them up, and ``m`` is
+the whole batch's M. Forward exchanges sum x, then sum (x - mu)^2 (two passes,
+as with one process, for the same rounding); backward exchanges sum g and
+sum g * xhat together. dgamma and dbeta stay partial: they are parameter
+gradients, which the processes add up anyway.
+
 Evaluation uses fixed running statistics, so the layer is a per-channel affine map:
     out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
     dL/dx = dout * gamma / sqrt(running_var + eps)
@@ -32,6 +41,11 @@ class BatchNormCache(NamedTuple):
     mean: object  # batch mean (training) or running mean (eval), shape (C,)
     var: object  # biased batch variance (training) or running variance (eval), shape (C,)
     training: bool
+    m: int  # values per channel in the whole batch
+
+
+def _here(sums):
+    return sums  # the whole batch is in this process
 
 
 def _channel_shape(x):
@@ -44,41 +58,58 @@ def _reduce_axes(x):
     return (0,) + tuple(range(2, x.ndim))
 
 
-def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
+def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None, allreduce=_here, m=None):
     """Normalise x per channel with batch statistics, or with ``running_mean``/``running_var`` when given.
 
     Shapes: x (N, C, ...), gamma and beta (C,) or None (no affine part),
     running statistics (C,). Returns (out, cache); ``cache.mean`` and
     ``cache.var`` hold the statistics used, from which a layer updates its
-    running averages.
+    running averages. ``allreduce`` and ``m`` (default: x's own M): for a
+    batch split between processes, see the module docstring.
     """
     xp = array_module(x)
     axes, shape = _reduce_axes(x), _channel_shape(x)
     training = running_mean is None
+    m = x.size // x.shape[1] if m is None else m
     if training:
-        mean = x.mean(axis=axes)
+        mean = allreduce(x.sum(axis=axes)) / m
         centered = x - mean.reshape(shape)
-        var = (centered * centered).mean(axis=axes)
+        var = allreduce(_channel_dot(centered, centered)) / m
     else:
         mean, var = running_mean, running_var
         centered = x - mean.reshape(shape)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    xhat = centered * inv_std.reshape(shape)
-    out = xhat if gamma is None else xhat * gamma.reshape(shape) + beta.reshape(shape)
-    return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training)
+    centered *= inv_std.reshape(shape)  # our own array: xhat in place
+    xhat = centered
+    if gamma is None:
+        out = xhat
+    else:
+        out = xhat * gamma.reshape(shape)
+        out += beta.reshape(shape)
+    return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training, m)
 
 
-def batch_norm_backward(dout, cache):
-    """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part."""
-    xhat, inv_std, gamma, axes, _, _, training = cache
+def batch_norm_backward(dout, cache, allreduce=_here):
+    """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part
+    (for a split batch, this process's share of them)."""
+    xhat, inv_std, gamma, axes, _, _, training, m = cache
     shape = _channel_shape(dout)
-    g = dout if gamma is None else dout * gamma.reshape(shape)
-    dgamma = (dout * xhat).sum(axis=axes) if gamma is not None else None
-    dbeta = dout.sum(axis=axes) if gamma is not None else None
+    sum_dout = dout.sum(axis=axes)
+    sum_dout_xhat = _channel_dot(dout, xhat)
+    dgamma, dbeta = (None, None) if gamma is None else (sum_dout_xhat, sum_dout)
+    scale = inv_std if gamma is None else gamma * inv_std  # dL/dx = dout * gamma * inv_std + ...
+    dx = dout * scale.reshape(shape)
     if not training:
-        return g * inv_std.reshape(shape), dgamma, dbeta
-    m = dout.size // dout.shape[1]
-    sum_g = g.sum(axis=axes).reshape(shape)
-    sum_gx = (g * xhat).sum(axis=axes).reshape(shape)
-    dx = (g * m - sum_g - xhat * sum_gx) * (inv_std.reshape(shape) / m)
+        return dx, dgamma, dbeta
+    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's
+    sum_dout, sum_dout_xhat = allreduce(array_module(dout).stack([sum_dout, sum_dout_xhat]))
+    a = scale / m
+    dx -= xhat * (a * sum_dout_xhat).reshape(shape)
+    dx -= (a * sum_dout).reshape(shape)
     return dx, dgamma, dbeta
+
+
+def _channel_dot(a, b):
+    """sum of a * b per channel (axis 1) over every other axis, without the product array."""
+    n, c = a.shape[:2]
+    return array_module(a).einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))

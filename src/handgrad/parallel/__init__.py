@@ -9,8 +9,8 @@ Processes have no GIL; each runs with a one-threaded BLAS.
 
 The split. With ``workers = k`` a batch X of N rows is cut into k consecutive
 slices X_1, ..., X_k of n_j rows; forked worker processes compute the first
-k - 1 and the caller the last. Rows do not interact (the models allowed here
-declare no batch statistics), so
+k - 1 and the caller the last. Apart from the layers of :mod:`.shard` (see
+below) rows do not interact, so
 
     out = f(X; W) = [f(X_1; W); ...; f(X_k; W)]       (the slices' outputs, stacked in order)
 
@@ -29,7 +29,7 @@ What travels. Arrays go through shared memory (:mod:`.shared`: anonymous
 mappings made before the fork, so that nothing is ever created in /dev/shm):
 the weights (the caller copies its parameters into one block at every forward
 pass; the workers' parameters are views of it), each worker's gradients (one
-block per worker, copied out after its backward pass), and each worker's
+block per worker: its parameters' p.grad, into which its layers add), and each worker's
 inputs X_j (its inbox) and outputs then output gradients G_j (its io box).
 Through the pipes go only short messages (:mod:`.worker`): the jobs, the
 shapes, the carried states, the training mode and NumPy's error settings, and
@@ -54,13 +54,21 @@ process using it: a SIGKILLed caller leaves nothing behind. A worker that fails
 raises :class:`ParallelError` in the caller with the worker's traceback; one
 that dies raises it with its exit code; either way the others are stopped.
 
-Exact only where samples do not interact and the model keeps no random or
-running state of its own, which :func:`check_parallel` asks every module
-(``draws_random``, ``batch_statistics``, ``carries_state``). Needs ``os.fork``
+Random layers and batch norm (:mod:`.shard`). A layer that draws random
+numbers gets, in every process, the seed the caller drew for it (one draw per
+layer and batch, as one process makes) and takes its rows of the whole batch's
+masks or shifts; batch norm adds up the processes' per-channel sums through
+``allreduce`` (partial sums to the caller, the total back, in the middle of the
+pass), so its statistics are the whole batch's; the running statistics are the
+caller's, copied to the workers before every forward pass like the weights. So
+every zoo model trains as on one process, to rounding. :func:`check_parallel`
+refuses what it cannot split: a layer that draws or needs batch statistics
+without a ``shard`` attribute, and a carried state below the model itself.
+Needs ``os.fork``
 (Linux, macOS) and threadpoolctl.
 """
-from .check import check_parallel
+from .check import auto_workers, check_parallel, resolve_workers, usable_cores
 from .worker import ParallelError
 from .wrapper import DataParallel
 
-__all__ = ["DataParallel", "ParallelError", "check_parallel"]
+__all__ = ["DataParallel", "ParallelError", "auto_workers", "check_parallel", "resolve_workers", "usable_cores"]

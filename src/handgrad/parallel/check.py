@@ -1,5 +1,7 @@
 """Which models can share their batches between processes: each module says so
-itself, through the properties it declares (see :mod:`handgrad.nn.module`)."""
+itself, through the properties it declares (see :mod:`handgrad.nn.module`).
+Layers that draw random numbers or use whole-batch statistics can, when they
+take a :class:`~handgrad.parallel.shard.Shard` (see :mod:`.shard`)."""
 from __future__ import annotations
 
 import os
@@ -12,12 +14,13 @@ from ..nn import Stateful
 
 def _obstacle(module, top) -> str | None:
     """Why ``module`` (inside the model ``top``) would train differently on several processes."""
-    if module.draws_random:
-        return ("draws random numbers in training (as dropout and random augmentation do), "
-                "which would be drawn in other processes")
-    if module.batch_statistics:
-        return ("uses statistics of the whole batch in training (as batch norm does), "
-                "which each process would compute over its own rows only")
+    takes_shard = hasattr(type(module), "shard")  # it can be told its rows of a split batch
+    if module.draws_random and not (takes_shard and hasattr(module, "draw_seed")):
+        return ("draws random numbers in training but has no shard and draw_seed (as Dropout has), "
+                "so its numbers would be drawn in other processes")
+    if module.batch_statistics and not takes_shard:
+        return ("uses statistics of the whole batch in training but has no shard (as BatchNorm has), "
+                "so each process would compute them over its own rows only")
     if module.carries_state and module is not top:
         return ("carries its state from batch to batch, which only the model itself may do here "
                 "(an nn.Stateful, whose state is split by rows)")
@@ -49,3 +52,31 @@ def check_parallel(model, workers: int) -> None:
     for name, p in model.named_parameters():
         if array_module(p.data) is not np:
             raise ValueError(f"workers > 1 runs on the CPU; parameter {name} is on another device")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def auto_workers() -> int:
+    """What ``workers="auto"`` means here: the usable cores, or 1 inside a daemonic
+    process (a pool's worker, as a sweep's may be), which may not fork its own."""
+    import multiprocessing
+
+    return 1 if multiprocessing.current_process().daemon else usable_cores()
+
+
+def resolve_workers(model, workers) -> int:
+    """``workers`` as a number of processes: ``"auto"`` is :func:`auto_workers` when
+    ``model`` can be split between them (on the CPU, every zoo model), else 1; a
+    number is checked by :func:`check_parallel`."""
+    if workers == "auto":
+        cores = auto_workers()
+        try:
+            check_parallel(model, cores)
+        except ValueError:
+            return 1
+        return cores
+    check_parallel(model, workers)
+    return workers

@@ -5,9 +5,16 @@ Messages through the pipe (arrays through the worker's two boxes, see
 :mod:`handgrad.parallel.shared`):
 
     caller -> worker                                    worker -> caller
-    ("forward", x message, state, training, errstate)   ("out", out message, final state)
+    ("forward", x message, state, training, errstate,   ("out", out message, final state)
+     rows, seeds)
     ("backward", dout message, errstate)                ("grads",)   gradients in the shared block
+    ("sum", total)                                      ("partial", partial sums)   within a pass
     None: stop                                          ("error", traceback text)
+
+``rows = (start, stop, total)`` and ``seeds`` (one per layer of
+:func:`~handgrad.parallel.shard.split_layers`) become the layers' shards; a
+batch-norm layer's ``allreduce`` sends its partial sums and waits for the
+caller's total, in the middle of a forward or backward pass.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import traceback
 import numpy as np
 
 from .lifetime import WATCH_EVERY, die_with_parent, parent_gone
+from .shard import set_shards, split_layers
 from .shared import Box, SharedArrays
 
 SPIN = 0.005  # seconds a process polls for its next message before it sleeps
@@ -51,10 +59,24 @@ def wait(conn, parent_pid: int | None = None, spin: float = SPIN) -> bool:
     return True
 
 
-def _forward(model, job, inbox: Box, iobox: Box):
-    _, x_message, state, training, errstate = job
+def _allreduce(conn, parent_pid: int):
+    """A worker's side of the exchange: send the partial sums, wait for the total."""
+    def allreduce(partial):
+        conn.send(("partial", partial))
+        message = conn.recv() if wait(conn, parent_pid) else None
+        if message is None or message[0] != "sum":
+            raise ParallelError("the caller stopped in the middle of a pass")
+        return message[1]
+    return allreduce
+
+
+def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
+    _, x_message, state, training, errstate, rows, seeds = job
     if model.training != training:
         model.train(training)
+    for (_, b), shared in zip(model.named_buffers(), buffers.arrays):
+        b[...] = shared  # the caller's running statistics: workers' own updates are not kept
+    set_shards(split_layers(model), rows, seeds, allreduce)
     carry = model.carries_state and training
     if carry:
         model.set_state(state)
@@ -63,18 +85,16 @@ def _forward(model, job, inbox: Box, iobox: Box):
     return ("out", iobox.put(out), model.get_state() if carry else None)
 
 
-def _backward(model, params, job, grads: SharedArrays, iobox: Box):
+def _backward(model, job, iobox: Box):
     _, dout_message, errstate = job
-    model.zero_grad()
+    model.zero_grad()  # in place: the gradients are the shared block's arrays
     with np.errstate(**errstate):
         model.backward(iobox.take(dout_message))
-    for p, g in zip(params, grads.arrays):
-        g[...] = p.grad
     return ("grads",)
 
 
-def serve(conn, callers_end, model, weights: SharedArrays, grads: SharedArrays, inbox: Box, iobox: Box,
-          parent_pid: int):
+def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays, grads: SharedArrays,
+          inbox: Box, iobox: Box, parent_pid: int):
     """A worker's loop: answer forward and backward jobs until told to stop, the
     pipe closes or the parent dies."""
     die_with_parent(parent_pid)
@@ -85,8 +105,10 @@ def serve(conn, callers_end, model, weights: SharedArrays, grads: SharedArrays, 
 
     threadpool_limits(1, user_api="blas")  # one core per process
     params = model.parameters()
-    for p, w in zip(params, weights.arrays):
+    for p, w, g in zip(params, weights.arrays, grads.arrays):
         p.data = w  # the caller writes the current weights here before every forward pass
+        p.grad = g  # layers add into p.grad in place: the caller reads them here, no copy
+    allreduce = _allreduce(conn, parent_pid)
     while True:
         try:
             if not wait(conn, parent_pid):
@@ -98,9 +120,9 @@ def serve(conn, callers_end, model, weights: SharedArrays, grads: SharedArrays, 
             return
         try:
             if job[0] == "forward":
-                answer = _forward(model, job, inbox, iobox)
+                answer = _forward(model, job, inbox, iobox, buffers, allreduce)
             else:
-                answer = _backward(model, params, job, grads, iobox)
+                answer = _backward(model, job, iobox)
         except BaseException:
             answer = ("error", traceback.format_exc())
         try:
@@ -114,19 +136,21 @@ class Worker:
     boxes (``inbox`` for inputs; ``iobox`` for its outputs, then their gradients)
     and the block its parameter gradients come back in."""
 
-    def __init__(self, context, index: int, model, weights: SharedArrays, in_capacity: int, io_capacity: int):
+    def __init__(self, context, index: int, model, weights: SharedArrays, buffers: SharedArrays,
+                 in_capacity: int, io_capacity: int):
         self.index = index
         self.grads = SharedArrays(weights.arrays)
         self.inbox, self.iobox = Box(in_capacity), Box(io_capacity)
         self.conn, theirs = context.Pipe()
         self.process = context.Process(
-            target=serve, args=(theirs, self.conn, model, weights, self.grads, self.inbox, self.iobox, os.getpid()),
+            target=serve, args=(theirs, self.conn, model, weights, buffers, self.grads, self.inbox, self.iobox,
+                  os.getpid()),
             daemon=True, name=f"handgrad-worker-{index}")
         self.process.start()
         theirs.close()
 
-    def forward(self, x, state, training: bool) -> None:
-        self._send(("forward", self.inbox.put(x), state, training, np.geterr()))
+    def forward(self, x, state, training: bool, rows, seeds) -> None:
+        self._send(("forward", self.inbox.put(x), state, training, np.geterr(), rows, seeds))
 
     def backward(self, dout) -> None:
         self._send(("backward", self.iobox.put(dout), np.geterr()))
@@ -135,6 +159,14 @@ class Worker:
         """(this worker's outputs, its final state) of the forward job sent."""
         _, message, state = self._receive()
         return self.iobox.take(message), state
+
+    def partial(self):
+        """The partial sums this worker handed in to the exchange under way."""
+        return self._receive()[1]
+
+    def total(self, sums) -> None:
+        """Send the exchange's total back."""
+        self._send(("sum", sums))
 
     def gradients(self):
         """The parameter gradients of the backward job sent (views of the shared block)."""

@@ -56,7 +56,7 @@ DEFAULTS = {
     "clip_grad_norm": None,
     "seed": 0,
     "print_every": 100,
-    "workers": 1,              # processes sharing each batch (handgrad.parallel); 2 on a 2-core machine
+    "workers": "auto",         # processes sharing each batch (handgrad.parallel); auto: the usable cores
     "device": "cpu",           # cpu, or cuda (CuPy): where the model and each batch live
 }
 
@@ -81,7 +81,7 @@ INITS = ("default", "xavier", "he", "normal")
 CHOICES = {"optimizer": OPTIMIZERS, "init": INITS, "loss_reduction": ("mean", "sum"),
            "recipe": ("default", "none"), "device": ("cpu", "cuda")}
 
-_POSITIVE_INT = ("epochs", "batch_size", "workers")
+_POSITIVE_INT = ("epochs", "batch_size")
 _OPTIONAL_POSITIVE_INT = ("eval_every", "patience", "print_every")
 _FRACTIONS = ("data_fraction", "eval_train_fraction")
 _STRINGS = ("model", "optimizer", "init", "loss", "loss_reduction", "recipe", "device")
@@ -97,6 +97,8 @@ def _problem(key, value):
     """What is wrong with ``value`` for ``key`` (an 'expected' phrase), or None."""
     if key in _POSITIVE_INT and not is_positive_int(value):
         return "a positive integer"
+    if key == "workers" and value != "auto" and not is_positive_int(value):
+        return '"auto" or a positive integer'
     if key in _OPTIONAL_POSITIVE_INT and value is not None and not is_positive_int(value):
         return "a positive integer"
     if key in _FRACTIONS and not is_fraction(value, low_open=True):

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from .. import backend
+from ..parallel import auto_workers, usable_cores
 from .build import build, check_names, complete, data_identity, load_data
 from .checkpoint import load_checkpoint
 from .config import RESUMABLE, ConfigError, RunConfig, plain
@@ -116,8 +116,12 @@ def _describe(cfg, dataset) -> str:
 
 
 def _usable_workers(cfg: RunConfig) -> RunConfig:
-    """More workers than usable cores only slow a run down: say so and use the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The number of processes: "auto" is the usable cores (1 off the CPU, see
+    :func:`~handgrad.parallel.auto_workers`); more workers than cores only slow a
+    run down: say so and use the cores. The manifest records the number."""
+    if cfg["workers"] == "auto":
+        return cfg.replace(workers=auto_workers() if cfg["device"] == "cpu" else 1)
+    cores = usable_cores()
     if cfg["workers"] <= cores:
         return cfg
     print(f"handgrad: workers {cfg['workers']} is more than the {cores} usable cores; using {cores}",

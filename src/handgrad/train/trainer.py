@@ -64,7 +64,7 @@ import numpy as np
 from .. import backend
 from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
-from ..parallel import DataParallel, check_parallel
+from ..parallel import DataParallel, resolve_workers
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..optim import clip_grad_norm_
 from ..validate import fraction, positive_int, positive_number
@@ -146,23 +146,21 @@ class Trainer:
             is moved there when it is trained on; the loss value, metrics and
             checkpoints always come back to the host.
         workers: processes that share each training batch (see
-            :mod:`handgrad.parallel`); 2 uses both cores of a 2-core machine. Models
-            with layers that draw random numbers or need whole-batch statistics need 1.
+            :mod:`handgrad.parallel`); ``"auto"`` (default): one per usable core when
+            the model can be split (every zoo model on the CPU), else 1.
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
                  scheduler=None, lr_decay=None, eval_every=None, eval_train_fraction=1.0,
                  test_data=None, eval_test=False, print_every=100, clip_grad_norm=None, patience=None,
                  checkpoint_dir=None, seed=0, progress="auto", eval_batch_size=None, on_eval=None,
-                 config=None, train_eval_data=None, workers=1, eval_at_start=False, device="cpu"):
+                 config=None, train_eval_data=None, workers="auto", eval_at_start=False, device="cpu"):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.device = device
         device_module(device)  # a missing CuPy or GPU is a clear error naming what to install
-        if device != "cpu" and workers != 1:
+        if device != "cpu" and workers not in (1, "auto"):
             raise ValueError(f"Trainer: workers > 1 shares batches between CPU processes; with device "
                              f"{device!r} use workers=1")
-        check_parallel(model, workers)
-        self.workers = workers
         self._net = None  # while fit() runs: the model, or its DataParallel wrapper
         self.epochs = positive_int(epochs, "Trainer: epochs")
         self.batch_size = positive_int(batch_size, "Trainer: batch_size")
@@ -204,6 +202,8 @@ class Trainer:
         if eval_test and self.test_data is None:
             raise ValueError("Trainer: eval_test=True needs test_data")
         self.eval_test = bool(eval_test)
+        # processes sharing each batch: "auto" is the usable cores when the model can be split
+        self.workers = 1 if device != "cpu" else resolve_workers(model, workers)
 
         self.history = {"iteration_loss": [], "eval": []}
         self.epoch = 0            # completed epochs
@@ -320,7 +320,10 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
     def _evaluate(self, name, data):
-        result = evaluate(self.model, self.loss, data, self.eval_batch_size)
+        # during fit() the batches of (X, y) are shared by the workers too; streams, whose
+        # state evaluation carries itself, run here
+        net = self._net if self._net is not None and not isinstance(data, BatchSource) else self.model
+        result = evaluate(net, self.loss, data, self.eval_batch_size)
         if result["non_finite"]:
             self._diverged(f"the model output on the {name} set contains NaN or inf")
         return result
