@@ -183,3 +183,16 @@ def test_parallel_evaluation_gives_the_predictions_of_one_process(float64, name)
     np.testing.assert_array_equal(logits.argmax(-1), serial_logits.argmax(-1))
     assert result["loss"] == pytest.approx(serial["loss"], rel=1e-12)
     assert result["accuracy"] == serial["accuracy"]
+
+
+def test_auto_is_one_process_in_a_sweeps_parallel_jobs(monkeypatch):
+    """A sweep's joblib jobs already share the cores: their runs' "auto" is one process."""
+    from handgrad.parallel import usable_cores
+    from handgrad.parallel.check import AUTO_ONE, auto_workers
+    from handgrad.sweep.execute import _end_with_sweep
+
+    monkeypatch.setattr("handgrad.sweep.execute.die_with_parent", lambda pid: True)
+    monkeypatch.delenv(AUTO_ONE, raising=False)
+    assert auto_workers() == usable_cores()
+    _end_with_sweep(os.getppid())
+    assert auto_workers() == 1

@@ -59,12 +59,19 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+AUTO_ONE = "HANDGRAD_AUTO_WORKERS_ONE"  # set in a process whose siblings already use the cores
+
+
 def auto_workers() -> int:
     """What ``workers="auto"`` means here: the usable cores, or 1 inside a daemonic
-    process (a pool's worker, as a sweep's may be), which may not fork its own."""
+    process (a pool's worker, which may not fork its own) and in a sweep's parallel
+    jobs (``AUTO_ONE`` set: the other jobs use the other cores)."""
     import multiprocessing
+    import os
 
-    return 1 if multiprocessing.current_process().daemon else usable_cores()
+    if multiprocessing.current_process().daemon or os.environ.get(AUTO_ONE):
+        return 1
+    return usable_cores()
 
 
 def resolve_workers(model, workers) -> int:

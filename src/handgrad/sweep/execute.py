@@ -148,7 +148,11 @@ def _joblib(run_fn, runs, out_dirs, n_jobs: int):
 
 
 def _end_with_sweep(sweep_pid: int) -> None:
-    """The first thing every joblib worker runs: end when the sweep process does."""
+    """The first thing every joblib worker runs: end when the sweep process does; and
+    as its runs share the cores with the other jobs', ``workers="auto"`` is one process."""
+    from ..parallel.check import AUTO_ONE
+
+    os.environ[AUTO_ONE] = "1"
     if not die_with_parent(sweep_pid):
         watch_parent(sweep_pid)
 
