@@ -6,13 +6,12 @@ import csv
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from handgrad.sweep.space import expand, settings
-from handgrad.train.config import check_config
+from handgrad.train.config import check_config, read_toml
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 SMOKE = ["--set", "data_fraction=0.01", "--set", "epochs=1", "--jobs", "2"]
@@ -73,8 +72,7 @@ def test_sigmoid_experiment_compares_learning_rates_and_reports_the_best(tmp_pat
 
 
 def spec(name):
-    with open(EXPERIMENTS / f"{name}.toml", "rb") as f:
-        return tomllib.load(f)
+    return read_toml(EXPERIMENTS / f"{name}.toml")
 
 
 def run_configs(name):

@@ -31,6 +31,7 @@ from .backend import array_module, to_numpy
 from .models.char_lstm import CharLSTM
 
 OPSET = 17
+IR_VERSION = 8  # what ONNX 1.12, which introduced opset 17, writes
 # The factor each registered data set multiplies its raw values by; data read by
 # handgrad.data.load_path records its own (``input_scale`` in the run's metadata).
 INPUT_SCALES = {"mnist": 1 / 255, "fashion-mnist": 1 / 255, "digits": 1 / 16, "synth": 1.0}
@@ -253,7 +254,10 @@ def to_onnx(model: nn.Module, input_shape, metadata: dict | None = None):
         [helper.make_tensor_value_info("logits", elem, out_dims)],
         initializer=g.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="handgrad")
+    # the IR version of opset 17 (ONNX 1.12), not the installed onnx package's newest, so that
+    # runtimes older than that package (e.g. onnxruntime 1.23 reads IR <= 11) load the file
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="handgrad",
+                              ir_version=IR_VERSION)
     helper.set_model_props(proto, _metadata_props(metadata or {}, int(sample.shape[-1]), ids))
     onnx.checker.check_model(proto)
     return proto

@@ -40,15 +40,9 @@ def load_spec(path) -> dict:
                 raise ValueError(f"{path}: not valid JSON: {exc}") from None
     if path.suffix != ".toml":
         raise ValueError(f"{path}: expected a sweep spec ending in .toml or .json, got '{path.suffix}'")
-    try:
-        import tomllib
-    except ImportError:
-        raise ImportError(f"{path}: reading TOML needs Python 3.11 or newer (tomllib); use a .json spec") from None
-    with open(path, "rb") as f:
-        try:
-            return tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    from ..train.config import read_toml
+
+    return read_toml(path)
 
 
 def default_run_fn():

@@ -288,21 +288,24 @@ def resolve_config(*layers: Mapping) -> RunConfig:
     return RunConfig.resolve(*layers)
 
 
-def _load_toml(f):
+def _toml():
+    """The TOML parser: the standard library's (3.11+), or the same as a package on 3.10."""
     try:
-        import tomllib  # Python 3.11+
-    except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+        import tomllib
+    except ModuleNotFoundError:
         import tomli as tomllib
-    return tomllib.load(f), tomllib.TOMLDecodeError
+    return tomllib
 
 
 def read_toml(path) -> dict:
-    """A TOML file as a dict; a missing file or invalid TOML is an error naming the file."""
+    """A TOML file as a dict (the one TOML reader of the package, on every Python
+    that ``requires-python`` allows); a missing file or invalid TOML is an error
+    naming the file."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             try:
-                data, _ = _load_toml(f)
+                data = _toml().load(f)
             except ValueError as exc:  # TOMLDecodeError is a ValueError
                 raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     except FileNotFoundError:
