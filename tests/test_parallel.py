@@ -16,29 +16,10 @@ from handgrad.nn import RandomShiftFlip
 from handgrad.parallel import DataParallel, ParallelError, check_parallel
 from handgrad.train import Trainer
 
+from parallel_helpers import float64, image_batch, split_small_batches, text_batch  # noqa: F401 (fixtures)
+
 pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-@pytest.fixture(autouse=True)
-def split_small_batches(monkeypatch):
-    """The tests' batches are small: split them anyway (in use, they would run in-process)."""
-    monkeypatch.setattr("handgrad.parallel.wrapper.MIN_ROWS", 1)
-
-
-@pytest.fixture
-def float64():
-    handgrad.set_default_dtype("float64")
-    yield
-    handgrad.set_default_dtype("float32")
-
-
-def image_batch(n, rng):
-    return rng.random((n, 1, 28, 28)), rng.integers(0, 10, n)
-
-
-def text_batch(n, rng):
-    return rng.integers(0, 65, (n, 9)), rng.integers(0, 65, (n, 9))
 
 
 CASES = {

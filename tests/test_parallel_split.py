@@ -12,29 +12,10 @@ from handgrad import models, nn, optim
 from handgrad.backend import get_rng
 from handgrad.parallel import DataParallel, check_parallel
 
+from parallel_helpers import float64, image_batch, split_small_batches, text_batch  # noqa: F401 (fixtures)
+
 pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-@pytest.fixture(autouse=True)
-def split_small_batches(monkeypatch):
-    """The tests' batches are small: split them anyway (in use, they would run in-process)."""
-    monkeypatch.setattr("handgrad.parallel.wrapper.MIN_ROWS", 1)
-
-
-@pytest.fixture
-def float64():
-    handgrad.set_default_dtype("float64")
-    yield
-    handgrad.set_default_dtype("float32")
-
-
-def images(n, rng):
-    return rng.random((n, 1, 28, 28)), rng.integers(0, 10, n)
-
-
-def text(n, rng):
-    return rng.integers(0, 65, (n, 9)), rng.integers(0, 65, (n, 9))
 
 
 def noisy_features():
@@ -45,13 +26,13 @@ def noisy_features():
 
 
 ZOO = {
-    "mlp": (lambda: models.mlp(784, [16, 8], 10, dropout=0.3), nn.CrossEntropyLoss, images),
-    "lenet5": (models.lenet5, nn.CrossEntropyLoss, images),
-    "small_cnn": (models.small_cnn, nn.CrossEntropyLoss, images),
-    "cnn": (lambda: models.cnn(shift=2), nn.CrossEntropyLoss, images),
+    "mlp": (lambda: models.mlp(784, [16, 8], 10, dropout=0.3), nn.CrossEntropyLoss, image_batch),
+    "lenet5": (models.lenet5, nn.CrossEntropyLoss, image_batch),
+    "small_cnn": (models.small_cnn, nn.CrossEntropyLoss, image_batch),
+    "cnn": (lambda: models.cnn(shift=2), nn.CrossEntropyLoss, image_batch),
     "char_lstm": (lambda: models.char_lstm(65, 12, num_layers=2, embedding_dim=6), nn.TemporalCrossEntropyLoss,
-                  text),
-    "dropout2d+bn1d": (noisy_features, nn.CrossEntropyLoss, images),
+                  text_batch),
+    "dropout2d+bn1d": (noisy_features, nn.CrossEntropyLoss, image_batch),
 }
 
 
@@ -94,7 +75,7 @@ def test_three_steps_give_the_same_weights_losses_and_running_statistics_on_1_2_
 def test_the_workers_evaluate_with_the_callers_running_statistics(float64):
     handgrad.manual_seed(0)
     model = models.cnn()
-    x, y = images(10, np.random.default_rng(0))
+    x, y = image_batch(10, np.random.default_rng(0))
     loss = nn.CrossEntropyLoss()
     with DataParallel(model, 2) as net:
         loss(net(x), y)  # a training pass: the workers start

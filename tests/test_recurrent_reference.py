@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handgrad import nn, ops
-from handgrad.gradcheck import check_module, check_op, numerical_gradient, rel_error
+from handgrad.gradcheck import HiddenStates, check_module, check_op, numerical_gradient, rel_error
 
 
 def uniform(rng, shape, scale=1.0):
@@ -216,23 +216,9 @@ def test_attention_rnn_inf_matches_step_by_step_reference(rng):
 
 
 def test_attention_rnn_inf_gradients_match_finite_differences(rng):
-    report = check_module(_Outputs(nn.AttentionRNN(3, 4, k=math.inf, rng=1)), rng.standard_normal((2, 5, 3)))
+    report = check_module(HiddenStates(nn.AttentionRNN(3, 4, k=math.inf, rng=1)), rng.standard_normal((2, 5, 3)))
     assert set(report) == {"input", "layer.weight_x", "layer.weight_h"}
     assert max(report.values()) < 1e-6, report
-
-
-class _Outputs(nn.Module):
-    """The layer as a function of its input alone: the hidden states (N, T, H)."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        return self.layer(x)[0]
-
-    def backward(self, dout):
-        return self.layer.backward(dout)
 
 
 @pytest.mark.parametrize("k", [2, math.inf])

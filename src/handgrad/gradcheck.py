@@ -232,19 +232,19 @@ def library_cases() -> list:
         GradCase("MSELoss mean", nn.MSELoss, (3, 4), normal(3, 4)),
         GradCase("MSELoss sum", lambda: nn.MSELoss("sum"), (3, 4), normal(3, 4)),
         GradCase("Embedding", lambda: nn.Embedding(7, 3), lambda rng: rng.integers(0, 7, size=(3, 4))),
-        GradCase("RNN tanh 2 layers", lambda: _HiddenStates(nn.RNN(3, 4, num_layers=2)), (2, 3, 3)),
-        GradCase("LSTM 1 layer", lambda: _HiddenStates(nn.LSTM(3, 4)), (2, 4, 3)),
-        GradCase("LSTM 2 layers", lambda: _HiddenStates(nn.LSTM(3, 4, num_layers=2)), (2, 3, 3)),
-        GradCase("GRU 2 layers", lambda: _HiddenStates(nn.GRU(3, 4, num_layers=2)), (2, 3, 3)),
-        GradCase("GatedRNN", lambda: _HiddenStates(nn.GatedRNN(3, 4)), (2, 4, 3)),
-        GradCase("AttentionRNN k=2", lambda: _HiddenStates(nn.AttentionRNN(3, 4, k=2)), (2, 4, 3)),
-        GradCase("AttentionRNN k=inf", lambda: _HiddenStates(nn.AttentionRNN(3, 4, k=math.inf)), (2, 4, 3)),
+        GradCase("RNN tanh 2 layers", lambda: HiddenStates(nn.RNN(3, 4, num_layers=2)), (2, 3, 3)),
+        GradCase("LSTM 1 layer", lambda: HiddenStates(nn.LSTM(3, 4)), (2, 4, 3)),
+        GradCase("LSTM 2 layers", lambda: HiddenStates(nn.LSTM(3, 4, num_layers=2)), (2, 3, 3)),
+        GradCase("GRU 2 layers", lambda: HiddenStates(nn.GRU(3, 4, num_layers=2)), (2, 3, 3)),
+        GradCase("GatedRNN", lambda: HiddenStates(nn.GatedRNN(3, 4)), (2, 4, 3)),
+        GradCase("AttentionRNN k=2", lambda: HiddenStates(nn.AttentionRNN(3, 4, k=2)), (2, 4, 3)),
+        GradCase("AttentionRNN k=inf", lambda: HiddenStates(nn.AttentionRNN(3, 4, k=math.inf)), (2, 4, 3)),
         GradCase("TemporalCrossEntropyLoss", nn.TemporalCrossEntropyLoss, (2, 3, 4),
                  lambda rng: rng.integers(0, 4, size=(2, 3))),
     ]
 
 
-class _HiddenStates(nn.Module):
+class HiddenStates(nn.Module):
     """A recurrent layer seen as a function of its input alone: returns the hidden
     states (N, T, H) and back-propagates into them (the final state is not an output
     here; the recurrent layers' own tests check its gradient too)."""
