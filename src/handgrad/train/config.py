@@ -199,13 +199,13 @@ class RunConfig(Mapping):
         raise AttributeError("RunConfig is immutable: use replace()")
 
     @classmethod
-    def resolve(cls, *layers: Mapping, sources=None) -> "RunConfig":
-        """Merge ``DEFAULTS``, the recipe and ``layers`` (later wins); each layer is
-        checked on its own first, so an error names its source (a file, the flags)."""
-        sources = list(sources or [])
+    def resolve(cls, *layers: Mapping) -> "RunConfig":
+        """Merge ``DEFAULTS``, the recipe and ``layers`` (later wins), each checked on its
+        own first (callers that know a layer's source check it with that name, as
+        ``handgrad train`` does for a file, ``--set`` and the flags)."""
         given: dict = {}
-        for i, layer in enumerate(layers):
-            given.update(check_config(dict(layer), sources[i] if i < len(sources) else "config"))
+        for layer in layers:
+            given.update(check_config(dict(layer)))
         recipe = {}
         if given.get("recipe", DEFAULTS["recipe"]) == "default":
             recipe = {**DATA_DEFAULTS.get(given.get("data"), {}),

@@ -59,6 +59,16 @@ def _amount(n: float, unit: str) -> str:
         n /= 1024
 
 
+def _write(mode: str, bar, stream, text: str) -> None:
+    """A line of text: above the bar when one is drawn, else printed (nothing when quiet)."""
+    if mode == "none":
+        return
+    if bar is not None:
+        bar.write(text, file=stream)
+    else:
+        print(text, file=stream, flush=True)
+
+
 class Meter:
     """``done`` of ``total`` units of one step, shown as a bar or as log lines.
 
@@ -96,12 +106,7 @@ class Meter:
             self._bar.set_postfix_str(text)
 
     def write(self, text: str) -> None:
-        if self.mode == "none":
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+        _write(self.mode, self._bar, self.stream, text)
 
     def line(self) -> str:
         """``'desc: 30/120 batch (25%), 12.5 batch/s, 7.2 s left'``."""
@@ -178,12 +183,7 @@ class Progress:
             self.message(f"iteration {iteration} (epoch {epoch + 1}): loss {loss:.4f}, lr {lr:.3g}")
 
     def message(self, text: str) -> None:
-        if self.mode == "none":
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+        _write(self.mode, self._bar, self.stream, text)
 
     def end_epoch(self) -> None:
         if self._bar is not None:

@@ -276,9 +276,11 @@ class Trainer:
         """One iteration of gradient descent on the batch (x, y): the textbook step."""
         with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf are reported right below
             out = self._net(x)
-            self._check_finite(out)
+            if not to_scalar(array_module(out).isfinite(out).all()):  # before the loss sees it
+                self._diverged("the model output contains NaN or inf")
             loss = self.loss(out, y)
-            self._check_finite(loss)
+            if not math.isfinite(loss):
+                self._diverged(f"the loss is {loss}")
             self.optimizer.zero_grad()
             self._net.backward(self.loss.backward())
         if self.clip_grad_norm is not None:
@@ -288,14 +290,6 @@ class Trainer:
         self.samples += len(x)
         self.history["iteration_loss"].append(loss)
         self.progress.step(self.iteration, self.epoch, loss, get_lr(self.optimizer))
-
-    def _check_finite(self, value) -> None:
-        """Stop with TrainingDiverged at a NaN or inf output (before the loss sees it) or loss."""
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                self._diverged(f"the loss is {value}")
-        elif not to_scalar(array_module(value).isfinite(value).all()):
-            self._diverged("the model output contains NaN or inf")
 
     def _eval_due(self, batch_samples: int) -> bool:
         if self.eval_every is None:
