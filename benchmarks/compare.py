@@ -17,7 +17,8 @@ less than half its own speed here.
 
 By default handgrad trains as ``Trainer()`` / ``handgrad train`` do,
 ``workers="auto"``: each batch shared by one process per usable core
-(:mod:`handgrad.parallel`), while PyTorch uses as many threads. ``--workers 1
+(:mod:`handgrad.parallel`), except for an MLP, which BLAS's threads run faster
+in one process, while PyTorch uses as many threads. ``--workers 1
 --threads 1`` compares one core with one core; ``--batch-size N`` overrides the
 models' batch sizes (``mlp200``, the 784-200-10 MLP, at batch 2, 8, 32 measures
 the per-step overhead).
@@ -37,7 +38,7 @@ import torch
 
 import handgrad
 from handgrad import nn, optim
-from handgrad.parallel import DataParallel, auto_workers, usable_cores
+from handgrad.parallel import DataParallel, resolve_workers, usable_cores
 
 
 @dataclass
@@ -182,7 +183,7 @@ def timed(run, steps: int) -> float:
     return run(steps)
 
 
-def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1, batch_size=None) -> float:
+def compare(name: str, steps: int, warmup: int, repeats: int, workers="auto", batch_size=None) -> float:
     bench = BENCHMARKS[name]
     if batch_size is not None:
         bench = Bench(**{**bench.__dict__, "batch_size": batch_size})
@@ -194,6 +195,7 @@ def compare(name: str, steps: int, warmup: int, repeats: int, workers: int = 1, 
     opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
     opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
     criterion = bench.build_loss()
+    workers = resolve_workers(model_hg, workers)  # as the Trainer resolves it
     with DataParallel(model_hg, workers) as parallel:
         run_hg = partial(handgrad_steps, parallel if workers > 1 else model_hg, criterion, opt_hg, x, y)
         run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
@@ -230,7 +232,7 @@ def main(argv=None) -> int:
     unknown = [m for m in args.models if m not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(BENCHMARKS)}")
-    workers = auto_workers() if args.workers == "auto" else int(args.workers)
+    workers = "auto" if args.workers == "auto" else int(args.workers)
     torch.set_num_threads(args.threads or usable_cores())
     if args.threads == 1:  # one core each: handgrad's BLAS too
         from threadpoolctl import threadpool_limits

@@ -107,18 +107,22 @@ def test_layers_that_cannot_be_told_their_rows_are_refused(layer, message):
         check_parallel(nn.Sequential(nn.Linear(4, 4), nn.Sequential(layer())), 2)
 
 
-def test_trainer_workers_default_to_the_usable_cores_when_the_model_can_be_split():
+def test_trainer_workers_default_to_the_usable_cores_when_the_model_can_be_split_and_gains():
     from handgrad.parallel import usable_cores
     from handgrad.train import Trainer
 
     X, y = np.zeros((8, 4)), np.zeros(8, dtype=int)
 
-    def trainer(model, **kwargs):
-        return Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), (X, y), epochs=1,
+    def trainer(model, data=(X, y), **kwargs):
+        return Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), data, epochs=1,
                        batch_size=4, progress="none", **kwargs)
 
-    assert trainer(models.mlp(4, [4], 2)).workers == usable_cores()
-    assert trainer(nn.Sequential(nn.Linear(4, 2), Noisy())).workers == 1  # cannot be split: one process
+    images = (np.zeros((8, 1, 4, 4)), y)
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
+    assert trainer(conv, images).workers == usable_cores()
+    assert trainer(models.mlp(4, [4], 2)).workers == 1  # BLAS threads an MLP's products: one process
+    assert trainer(models.mlp(4, [4], 2), workers=2).workers == 2
+    assert trainer(nn.Sequential(nn.Conv2d(1, 2, 3), Noisy()), images).workers == 1  # cannot be split
     assert trainer(models.mlp(4, [4], 2), workers=1).workers == 1
     with pytest.raises(ValueError, match="draws random numbers"):
         trainer(nn.Sequential(nn.Linear(4, 2), Noisy()), workers=2)
@@ -142,8 +146,10 @@ def test_a_run_records_the_resolved_worker_count(tmp_path):
     from handgrad.parallel import usable_cores
     from handgrad.train.run import train_from_config
 
-    train_from_config({"data": "synth", "epochs": 1}, out_dir=tmp_path / "run")
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["workers"] == usable_cores()
+    train_from_config({"data": "digits", "model": "cnn", "epochs": 1}, out_dir=tmp_path / "conv")
+    assert json.loads((tmp_path / "conv" / "config.json").read_text())["workers"] == usable_cores()
+    train_from_config({"data": "synth", "model": "mlp", "epochs": 1}, out_dir=tmp_path / "mlp")
+    assert json.loads((tmp_path / "mlp" / "config.json").read_text())["workers"] == 1
 
 
 @pytest.mark.parametrize("name", ["cnn", "char_lstm"])

@@ -54,8 +54,20 @@ def test_train_from_config_is_deterministic_and_json_able():
     assert a["history"] == b["history"] and a["test_accuracy"] == b["test_accuracy"]
     assert a["history"]["iteration_loss"] != c["history"]["iteration_loss"]
     back = json.loads(json.dumps(a))
-    assert set(back) == {"config", "history", "test_accuracy", "test_loss", "best_val_accuracy", "wall_time"}
+    assert set(back) == {"config", "history", "test_accuracy", "test_loss", "best_val_accuracy", "wall_time",
+                         "seconds"}
     assert back["best_val_accuracy"] == max(r["val_acc"] for r in a["history"]["eval"])
+
+
+def test_a_run_says_where_its_time_went(tmp_path):
+    result = train_from_config({**TINY, "epochs": 2}, out_dir=tmp_path / "run")
+    seconds = result["seconds"]
+    assert set(seconds) == {"training steps", "evaluation: training set", "evaluation: validation set",
+                            "checkpoints", "test set (best weights)"}
+    assert all(t > 0 for t in seconds.values())
+    assert sum(seconds.values()) <= result["wall_time"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["seconds"] == seconds
+    assert "training steps" in (tmp_path / "run" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("extra", [

@@ -8,6 +8,8 @@ from .module import Module
 class ReLU(Module):
     """out = max(0, x);  dx = dout * [x > 0]"""
 
+    blas_bound = True
+
     def forward(self, x):
         out, self._cache = A.relu_forward(x)
         return out
@@ -18,6 +20,8 @@ class ReLU(Module):
 
 class LeakyReLU(Module):
     """out = x if x > 0 else negative_slope * x"""
+
+    blas_bound = True
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
@@ -37,6 +41,8 @@ class LeakyReLU(Module):
 class Sigmoid(Module):
     """out = 1 / (1 + e^{-x});  dx = dout * out (1 - out)"""
 
+    blas_bound = True
+
     def forward(self, x):
         out, self._cache = A.sigmoid_forward(x)
         return out
@@ -48,6 +54,8 @@ class Sigmoid(Module):
 class Tanh(Module):
     """out = tanh(x);  dx = dout * (1 - out^2)"""
 
+    blas_bound = True
+
     def forward(self, x):
         out, self._cache = A.tanh_forward(x)
         return out
@@ -58,6 +66,8 @@ class Tanh(Module):
 
 class Softmax(Module):
     """out = softmax(x) along ``dim``;  dx = out * (dout - sum(dout * out, dim))"""
+
+    blas_bound = True
 
     def __init__(self, dim: int = -1):
         super().__init__()

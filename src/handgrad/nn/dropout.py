@@ -20,6 +20,7 @@ class Dropout(Module):
     """
 
     draws_random = True
+    blas_bound = True  # one cheap element-wise pass
     shard = None  # set by parallel.DataParallel while a batch is split; None: the whole batch is here
 
     _forward = staticmethod(dropout_forward)

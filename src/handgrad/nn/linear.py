@@ -23,6 +23,8 @@ class Linear(Module):
     product dout W, as PyTorch does for inputs that do not require a gradient.
     """
 
+    blas_bound = True
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, input_grad: bool = True,
                  rng=None, dtype=None):
         super().__init__()

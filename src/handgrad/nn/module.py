@@ -18,7 +18,11 @@ attributes read by :mod:`handgrad.parallel` (never a list of classes):
 * ``batch_statistics``: in training mode one sample's output depends on the
   other samples of the batch (batch norm);
 * ``carries_state``: it keeps a recurrent state from one batch to the next
-  (truncated BPTT); such a model follows the :class:`Stateful` protocol.
+  (truncated BPTT); such a model follows the :class:`Stateful` protocol;
+* ``blas_bound``: its work is a matrix product, which BLAS already spreads
+  over every core, or an element-wise pass that costs little next to one. A
+  model made only of such layers (an MLP) gains nothing from sharing its
+  batches between processes, so ``workers="auto"`` trains it in one.
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ class Module:
     draws_random = False
     batch_statistics = False
     carries_state = False
+    blas_bound = False
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())

@@ -74,11 +74,23 @@ def auto_workers() -> int:
     return usable_cores()
 
 
+def splitting_pays(model) -> bool:
+    """Whether sharing ``model``'s batches between processes can beat one process.
+    Not when every layer is ``blas_bound`` (an MLP): BLAS spreads its matrix
+    products over the cores already, and a split adds only the round trips and
+    the gradient sums (784-256-256-10 MLP at batch 128 on 2 cores: one process
+    ran 1.3x as fast as two)."""
+    layers = [m for _, m in model.named_modules() if not any(True for _ in m.children())]
+    return not all(m.blas_bound for m in layers)
+
+
 def resolve_workers(model, workers) -> int:
     """``workers`` as a number of processes: ``"auto"`` is :func:`auto_workers` when
-    ``model`` can be split between them (on the CPU, every zoo model), else 1; a
-    number is checked by :func:`check_parallel`."""
+    ``model`` can be split between them (on the CPU, every zoo model) and
+    :func:`splitting_pays`, else 1; a number is checked by :func:`check_parallel`."""
     if workers == "auto":
+        if not splitting_pays(model):
+            return 1
         cores = auto_workers()
         try:
             check_parallel(model, cores)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .. import backend
-from ..parallel import auto_workers, usable_cores
+from ..parallel import resolve_workers, usable_cores
 from .build import build, check_names, complete, data_identity, load_data
 from .checkpoint import load_checkpoint
 from .config import RESUMABLE, ConfigError, RunConfig, plain
@@ -43,7 +43,8 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     with truncated BPTT, and its losses are per character of contiguous text.
 
     Returns a JSON-able dict ``{"config", "history", "test_accuracy",
-    "test_loss", "best_val_accuracy", "wall_time"}`` (seconds, this call only),
+    "test_loss", "best_val_accuracy", "wall_time", "seconds"}`` (wall time of this
+    call, and the training's by phase: steps, evaluations, checkpoints, test set),
     and with ``eval_test`` ``"final_test_accuracy"``: the last evaluation's, of the
     final weights (``test_accuracy`` is of the best-validation weights).
     """
@@ -58,12 +59,12 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
         if resume:
             cfg = _resumed_config(run_dir.read_manifest(), config, run_dir.path)
             _check_checkpoint(run_dir.path / CHECKPOINT, cfg)
-        cfg = _usable_workers(cfg)
         backend.device_module(cfg["device"])  # CuPy or a GPU missing: say what to install, write nothing
         backend.manual_seed(cfg["seed"])
         dataset = load_data(cfg)
         cfg = complete(cfg, dataset)
         run = build(cfg, dataset)
+        cfg = _usable_workers(cfg, run.model)
         identity = data_identity(cfg, dataset)
         if not quiet:
             print(f"data: {_describe(cfg, dataset)}", file=sys.stderr)
@@ -90,6 +91,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             "test_loss": trainer.test_loss,
             "best_val_accuracy": trainer.best_val_acc if math.isfinite(trainer.best_val_acc) else None,
             "wall_time": time.perf_counter() - start,
+            "seconds": {phase: round(t, 3) for phase, t in trainer.seconds.items()},  # where the time went
         }
         if cfg["eval_test"] and history["eval"]:
             # the last evaluation's test accuracy (the final weights), as the course reports it;
@@ -115,12 +117,13 @@ def _describe(cfg, dataset) -> str:
     return line
 
 
-def _usable_workers(cfg: RunConfig) -> RunConfig:
-    """The number of processes: "auto" is the usable cores (1 off the CPU, see
-    :func:`~handgrad.parallel.auto_workers`); more workers than cores only slow a
-    run down: say so and use the cores. The manifest records the number."""
+def _usable_workers(cfg: RunConfig, model) -> RunConfig:
+    """The number of processes: "auto" is the usable cores when ``model`` gains from
+    them (1 off the CPU, see :func:`~handgrad.parallel.resolve_workers`); more
+    workers than cores only slow a run down: say so and use the cores. The
+    manifest records the number."""
     if cfg["workers"] == "auto":
-        return cfg.replace(workers=auto_workers() if cfg["device"] == "cpu" else 1)
+        return cfg.replace(workers=resolve_workers(model, "auto") if cfg["device"] == "cpu" else 1)
     cores = usable_cores()
     if cfg["workers"] <= cores:
         return cfg

@@ -56,7 +56,9 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import nullcontext
+import time
+from collections import Counter
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +220,7 @@ class Trainer:
         self.test_loss = None
         self.test_predictions = None
         self._epoch_start_loader_state = None
+        self.seconds = Counter()  # wall time of this fit() by phase: where a run's time goes
 
     # -- the loop ------------------------------------------------------------
     def fit(self, resume_from=None) -> dict:
@@ -240,8 +243,9 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.test_data is not None:
-            test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True,
-                            progress=self.progress.tracker("test set"))
+            with self._timed("test set (best weights)"):
+                test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True,
+                                progress=self.progress.tracker("test set"))
             self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
             self.test_predictions = test["predictions"]
             self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
@@ -260,7 +264,8 @@ class Trainer:
                 for b, (xb, yb) in enumerate(self.loader):
                     if b < skip:
                         continue
-                    self._step(to_device(xb, self.device), to_device(yb, self.device))
+                    with self._timed("training steps"):
+                        self._step(to_device(xb, self.device), to_device(yb, self.device))
                     self.batch_in_epoch = b + 1
                     if self._eval_due(len(xb)):
                         self._eval_and_checkpoint()
@@ -317,7 +322,8 @@ class Trainer:
         # during fit() the batches of (X, y) are shared by the workers too; streams, whose
         # state evaluation carries itself, run here
         net = self._net if self._net is not None and not isinstance(data, BatchSource) else self.model
-        result = evaluate(net, self.loss, data, self.eval_batch_size)
+        with self._timed(f"evaluation: {name} set"):
+            result = evaluate(net, self.loss, data, self.eval_batch_size)
         if result["non_finite"]:
             self._diverged(f"the model output on the {name} set contains NaN or inf")
         return result
@@ -402,7 +408,17 @@ class Trainer:
         for name, p in self.model.named_parameters():
             if not to_scalar(array_module(p.data).isfinite(p.data).all()):
                 self._diverged(f"parameter {name} contains NaN or inf")
-        save_checkpoint(self.checkpoint_path, self.state_dict())
+        with self._timed("checkpoints"):
+            save_checkpoint(self.checkpoint_path, self.state_dict())
+
+    @contextmanager
+    def _timed(self, phase: str):
+        """Add the wall time of the block to ``seconds[phase]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
