@@ -179,7 +179,44 @@ def test_auto_is_one_process_in_a_sweeps_parallel_jobs(monkeypatch):
     from handgrad.sweep.execute import _end_with_sweep
 
     monkeypatch.setattr("handgrad.sweep.execute.die_with_parent", lambda pid: True)
-    monkeypatch.delenv(AUTO_ONE, raising=False)
+    monkeypatch.setenv(AUTO_ONE, "")  # recorded, so that the teardown removes what the sweep sets
+    monkeypatch.delenv(AUTO_ONE)
     assert auto_workers() == usable_cores()
     _end_with_sweep(os.getppid())
     assert auto_workers() == 1
+
+
+@pytest.mark.parametrize("name, splits", [("cnn", True), ("mlp", False)])
+def test_command_line_predictions_share_their_batches_as_training_does(monkeypatch, float64, name, splits):
+    from handgrad.cli.evaluate import predict_batched
+    from handgrad.parallel import usable_cores
+    from handgrad.train.evaluate import predict
+
+    passes = []
+    split_forward = DataParallel._forward
+    monkeypatch.setattr(DataParallel, "_forward", lambda net, x, bounds: passes.append(bounds) or split_forward(
+        net, x, bounds))
+    build, _, make_batch = ZOO[name]
+    handgrad.manual_seed(0)
+    model = build()
+    x, _ = make_batch(70, np.random.default_rng(2))
+    np.testing.assert_array_equal(predict_batched(model, x, 64), predict(model, x, 64))
+    assert bool(passes) == (splits and usable_cores() > 1)
+
+
+def test_the_trainers_evaluations_share_their_batches_too(monkeypatch):
+    from handgrad.train import Trainer
+
+    modes = []
+    split_forward = DataParallel._forward
+    monkeypatch.setattr(DataParallel, "_forward", lambda net, x, bounds: modes.append(net.training) or split_forward(
+        net, x, bounds))
+    build, make_loss, make_batch = ZOO["cnn"]
+    model = build()
+    x, y = make_batch(96, np.random.default_rng(3))
+    trainer = Trainer(model, make_loss(), optim.SGD(model.parameters(), lr=0.01), (x[:64], y[:64]), (x[64:], y[64:]),
+                      epochs=1, batch_size=32, test_data=(x[64:], y[64:]), eval_at_start=True, progress="none",
+                      workers=2)
+    trainer.fit()
+    # eval at start (train subset, val), 2 steps, eval after the epoch (train subset, val), the test set
+    assert modes == [False, False, True, True, False, False, False]

@@ -67,11 +67,17 @@ def progress(args, desc: str):
 
 def predict_batched(model, X, batch_size: int, progress=None):
     """Predicted labels of ``X`` (an array or a StreamLoader), ``batch_size`` samples
-    at a time; a batch too large for memory is an error that says so."""
+    at a time, each batch shared by worker processes as in training (``workers="auto"``;
+    streams and models off the CPU run here); a batch too large for memory is an error
+    that says so."""
+    from ..parallel import DataParallel, resolve_workers
     from ..train.evaluate import predict
 
+    on_cpu = all(isinstance(p.data, np.ndarray) for p in model.parameters())
+    workers = resolve_workers(model, "auto") if on_cpu and isinstance(X, np.ndarray) else 1
     try:
-        return predict(model, X, batch_size, progress)
+        with DataParallel(model, workers) as net:
+            return predict(net if workers > 1 else model, X, batch_size, progress)
     except MemoryError as exc:
         what = f"a batch of {min(batch_size, len(X))} samples" if isinstance(X, np.ndarray) \
             else "one chunk of the text streams"

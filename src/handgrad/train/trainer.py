@@ -232,24 +232,19 @@ class Trainer:
         elif self.seed is not None:
             backend.manual_seed(self.seed)
         self.model.train()
-        if self.eval_at_start and not self.history["eval"]:
-            self._eval_and_checkpoint()
         # net: the model itself, or the model with each batch shared by worker processes
+        # (training and evaluation batches alike)
         with nullcontext(self.model) if self.workers == 1 else DataParallel(self.model, self.workers) as self._net:
+            if self.eval_at_start and not self.history["eval"]:
+                self._eval_and_checkpoint()
             self._fit_epochs()
+            if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
+                self._eval_and_checkpoint()
+            if self.best_state is not None:
+                self.model.load_state_dict(self.best_state)
+            if self.test_data is not None:
+                self._test()
         self._net = None
-        if self.eval_every is not None and not self.stopped_early and self._last_eval_samples() != self.samples:
-            self._eval_and_checkpoint()
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        if self.test_data is not None:
-            with self._timed("test set (best weights)"):
-                test = evaluate(self.model, self.loss, self.test_data, self.eval_batch_size, keep_predictions=True,
-                                progress=self.progress.tracker("test set"))
-            self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
-            self.test_predictions = test["predictions"]
-            self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, "
-                                  f"accuracy {self.test_accuracy:.4f}")
         return self.history
 
     def _fit_epochs(self) -> None:
@@ -319,14 +314,25 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
     def _evaluate(self, name, data):
-        # during fit() the batches of (X, y) are shared by the workers too; streams, whose
-        # state evaluation carries itself, run here
-        net = self._net if self._net is not None and not isinstance(data, BatchSource) else self.model
         with self._timed(f"evaluation: {name} set"):
-            result = evaluate(net, self.loss, data, self.eval_batch_size)
+            result = evaluate(self._eval_net(data), self.loss, data, self.eval_batch_size)
         if result["non_finite"]:
             self._diverged(f"the model output on the {name} set contains NaN or inf")
         return result
+
+    def _eval_net(self, data):
+        # during fit() the batches of (X, y) are shared by the workers too; streams, whose
+        # state evaluation carries itself, run here
+        return self._net if self._net is not None and not isinstance(data, BatchSource) else self.model
+
+    def _test(self) -> None:
+        """The test set, once, with the final (best-validation) weights."""
+        with self._timed("test set (best weights)"):
+            test = evaluate(self._eval_net(self.test_data), self.loss, self.test_data, self.eval_batch_size,
+                            keep_predictions=True, progress=self.progress.tracker("test set"))
+        self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
+        self.test_predictions = test["predictions"]
+        self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, accuracy {self.test_accuracy:.4f}")
 
     def _eval_and_checkpoint(self) -> None:
         record = {"epoch": self.iteration_epoch(), "iteration": self.iteration, "samples": self.samples,
