@@ -22,159 +22,143 @@ in one process, while PyTorch uses as many threads. ``--workers 1
 --threads 1`` compares one core with one core; ``--batch-size N`` overrides the
 models' batch sizes (``mlp200``, the 784-200-10 MLP, at batch 2, 8, 32 measures
 the per-step overhead).
+
+``--eval`` times inference instead: predictions of a batch (``--batch-size 1000``
+for the evaluation target) in eval mode, as ``handgrad evaluate`` and ``predict``
+make them, against PyTorch's eval mode under ``torch.no_grad()``. ``--memory``
+then runs each library alone in a fresh process (the other never imported) for
+the same steps and prints both peak resident set sizes; handgrad's workers are
+forked processes, and the total counts the pages they share with the main
+process once per process, so it overstates handgrad's use.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import multiprocessing
 import statistics
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
 
 import numpy as np
-import torch
 
 import handgrad
 from handgrad import nn, optim
 from handgrad.parallel import DataParallel, resolve_workers, usable_cores
+from handgrad.train.evaluate import predict_logits
 
 
 @dataclass
 class Bench:
-    """One benchmarked model: builders for both libraries and a batch maker."""
+    """One benchmarked model: its builder, its PyTorch twin (a function name in
+    torch_twins.py) and a batch maker."""
 
     batch_size: int
     build_handgrad: Callable[[], nn.Module]
-    build_torch: Callable[[], torch.nn.Module]
+    torch_twin: str
     make_batch: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
     lr: float = 0.01
     unit: str = "samples"
     build_loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
 
 
-BENCHMARKS: dict[str, Bench] = {}
 SETTLE = 0.5
 
 
-def register(name: str, bench: Bench) -> None:
-    BENCHMARKS[name] = bench
+def image_batch(rng, n):
+    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, size=n)
 
 
-def image_batch(shape, classes=10):
-    def make(rng, n):
-        x = rng.random((n, *shape), dtype=np.float32)
-        return x, rng.integers(0, classes, size=n)
-
-    return make
-
-
-def _mlp_torch():
-    t = torch.nn
-    return t.Sequential(t.Flatten(), t.Linear(784, 256), t.ReLU(), t.Linear(256, 256), t.ReLU(), t.Linear(256, 10))
-
-
-register("mlp", Bench(128, partial(handgrad.models.mlp, 784, [256, 256], 10), _mlp_torch, image_batch((1, 28, 28))))
-
-
-def _mlp200_torch():
-    t = torch.nn
-    return t.Sequential(t.Flatten(), t.Linear(784, 200), t.ReLU(), t.Linear(200, 10))
-
-
-register("mlp200", Bench(32, partial(handgrad.models.mlp, 784, [200], 10), _mlp200_torch, image_batch((1, 28, 28))))
-
-
-class _CharLSTMTorch(torch.nn.Module):
-    """The twin of handgrad.models.char_lstm: Embedding -> 1-layer LSTM -> Linear, same names."""
-
-    def __init__(self, vocab=65, embedding_dim=64, hidden=128):
-        super().__init__()
-        self.embedding = torch.nn.Embedding(vocab, embedding_dim)
-        self.lstm = torch.nn.LSTM(embedding_dim, hidden, batch_first=True)
-        self.decoder = torch.nn.Linear(hidden, vocab)
-
-    def forward(self, x):
-        return self.decoder(self.lstm(self.embedding(x))[0])
-
-
-def _char_batch(rng, n, vocab=65, steps=50):
+def char_batch(rng, n, vocab=65, steps=50):
     return rng.integers(0, vocab, size=(n, steps)), rng.integers(0, vocab, size=(n, steps))
 
 
-def _char_lstm_handgrad():
-    return handgrad.models.char_lstm(vocab_size=65, hidden_size=128, num_layers=1, embedding_dim=64)
+BENCHMARKS = {
+    "mlp": Bench(128, partial(handgrad.models.mlp, 784, [256, 256], 10), "mlp", image_batch),
+    "mlp200": Bench(32, partial(handgrad.models.mlp, 784, [200], 10), "mlp200", image_batch),
+    "lenet5": Bench(64, handgrad.models.lenet5, "lenet5", image_batch),
+    "small_cnn": Bench(100, handgrad.models.small_cnn, "small_cnn", image_batch),
+    "cnn": Bench(64, handgrad.models.cnn, "cnn", image_batch),
+    "char_lstm": Bench(32, partial(handgrad.models.char_lstm, vocab_size=65, hidden_size=128, num_layers=1,
+                                   embedding_dim=64), "char_lstm", char_batch, unit="sequences",
+                       build_loss=nn.TemporalCrossEntropyLoss),
+}
 
 
-register("char_lstm", Bench(32, _char_lstm_handgrad, _CharLSTMTorch, _char_batch, unit="sequences",
-                            build_loss=nn.TemporalCrossEntropyLoss))
+def build_torch(bench: Bench):
+    return getattr(importlib.import_module("torch_twins"), bench.torch_twin)()
 
 
-def _lenet5_torch():
-    t = torch.nn
-    return t.Sequential(
-        t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(), t.MaxPool2d(2),
-        t.Flatten(), t.Linear(256, 120), t.ReLU(), t.Linear(120, 84), t.ReLU(), t.Linear(84, 10),
-    )
+def batch(bench: Bench):
+    return bench.make_batch(np.random.default_rng(0), bench.batch_size)
 
 
-def _small_cnn_torch():
-    t = torch.nn
-    return t.Sequential(
-        t.Conv2d(1, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
-        t.Conv2d(8, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
-        t.Flatten(), t.Linear(392, 32), t.ReLU(), t.Linear(32, 10),
-    )
+def handgrad_side(bench: Bench, workers, evaluating: bool, stack):
+    """(run, workers): ``run(steps)`` times ``steps`` handgrad training steps (forward,
+    loss, backward, SGD update) or, ``evaluating``, predictions of the batch in eval
+    mode; the model's batches are shared by ``workers`` processes as the Trainer
+    resolves that number. ``stack`` (an ExitStack) stops the workers."""
+    x, y = batch(bench)
+    handgrad.manual_seed(0)
+    model, criterion = bench.build_handgrad(), bench.build_loss()
+    opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
+    workers = resolve_workers(model, workers)
+    net = stack.enter_context(DataParallel(model, workers)) if workers > 1 else model
+
+    def train(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            logits = net(x)
+            criterion(logits, y)
+            opt.zero_grad()
+            net.backward(criterion.backward())
+            opt.step()
+        return time.perf_counter() - start
+
+    def infer(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            predict_logits(net, x, batch_size=len(x))
+        return time.perf_counter() - start
+
+    return (infer if evaluating else train), workers
 
 
-class _RandomFlipTorch(torch.nn.Module):
-    """handgrad's RandomShiftFlip(shift=0): each image flipped left-right with probability 1/2."""
+def torch_side(bench: Bench, evaluating: bool):
+    """``run(steps)`` timing the same steps in PyTorch (``torch.no_grad`` and eval mode
+    when ``evaluating``)."""
+    import torch
 
-    def forward(self, x):
-        if not self.training:
-            return x
-        flips = torch.rand(len(x)) < 0.5
-        return torch.where(flips[:, None, None, None], x.flip(-1), x)
+    x, y = (torch.from_numpy(a) for a in batch(bench))
+    y = y.long()
+    model, criterion = build_torch(bench), torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
 
+    def train(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            logits = model(x)
+            loss = criterion(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
 
-def _cnn_torch():
-    """The twin of handgrad.models.cnn(): flips, three conv/BN/ReLU/pool blocks, dropout."""
-    t, layers, channels = torch.nn, [_RandomFlipTorch()], 1
-    for w in (16, 32, 64):
-        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
-        channels = w
-    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+    def infer(steps: int) -> float:
+        model.eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(steps):
+                model(x)
+        return time.perf_counter() - start
 
-
-register("lenet5", Bench(64, handgrad.models.lenet5, _lenet5_torch, image_batch((1, 28, 28))))
-register("cnn", Bench(64, handgrad.models.cnn, _cnn_torch, image_batch((1, 28, 28))))
-register("small_cnn", Bench(100, handgrad.models.small_cnn, _small_cnn_torch, image_batch((1, 28, 28))))
-
-
-def handgrad_steps(net, criterion, opt, x, y, steps: int) -> float:
-    """Seconds for ``steps`` handgrad training steps (forward, loss, backward, SGD update);
-    ``net`` is the model, or a DataParallel sharing its passes between processes."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        logits = net(x)
-        criterion(logits, y)
-        opt.zero_grad()
-        net.backward(criterion.backward())
-        opt.step()
-    return time.perf_counter() - start
-
-
-def torch_steps(model, opt, x, y, steps: int) -> float:
-    criterion = torch.nn.CrossEntropyLoss()
-    start = time.perf_counter()
-    for _ in range(steps):
-        logits = model(x)
-        loss = criterion(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+    return infer if evaluating else train
 
 
 def timed(run, steps: int) -> float:
@@ -183,39 +167,82 @@ def timed(run, steps: int) -> float:
     return run(steps)
 
 
-def compare(name: str, steps: int, warmup: int, repeats: int, workers="auto", batch_size=None) -> float:
+def compare(name: str, args) -> float:
+    """Both libraries on model ``name`` in turns; returns the median throughput ratio."""
+    import torch
+
     bench = BENCHMARKS[name]
-    if batch_size is not None:
-        bench = Bench(**{**bench.__dict__, "batch_size": batch_size})
-    rng = np.random.default_rng(0)
-    x, y = bench.make_batch(rng, bench.batch_size)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    handgrad.manual_seed(0)
-    model_hg, model_pt = bench.build_handgrad(), bench.build_torch()
-    opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
-    opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
-    criterion = bench.build_loss()
-    workers = resolve_workers(model_hg, workers)  # as the Trainer resolves it
-    with DataParallel(model_hg, workers) as parallel:
-        run_hg = partial(handgrad_steps, parallel if workers > 1 else model_hg, criterion, opt_hg, x, y)
-        run_pt = partial(torch_steps, model_pt, opt_pt, xt, yt)
-        return _rounds(name, bench, run_hg, run_pt, steps, warmup, repeats, workers)
-
-
-def _rounds(name, bench, run_hg, run_pt, steps, warmup, repeats, workers) -> float:
-    run_hg(warmup)
-    run_pt(warmup)
-    ratios = []
-    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, PyTorch {torch.get_num_threads()} "
-          f"threads, handgrad {workers} process{'es' if workers > 1 else ''}")
-    for r in range(repeats):
-        hg = steps * bench.batch_size / timed(run_hg, steps)
-        pt = steps * bench.batch_size / timed(run_pt, steps)
-        ratios.append(hg / pt)
-        print(f"  round {r + 1}: handgrad {hg:10,.0f} {bench.unit}/s   pytorch {pt:10,.0f} {bench.unit}/s   ratio {hg / pt:.2f}")
+    if args.batch_size is not None:
+        bench = replace(bench, batch_size=args.batch_size)
+    with ExitStack() as stack:
+        run_hg, workers = handgrad_side(bench, args.workers, args.eval, stack)
+        run_pt = torch_side(bench, args.eval)
+        run_hg(args.warmup)
+        run_pt(args.warmup)
+        what = "inference (eval mode)" if args.eval else "training"
+        print(f"{name} {what}: batch {bench.batch_size}, {args.steps} steps x {args.repeats} rounds, "
+              f"PyTorch {torch.get_num_threads()} threads, handgrad {workers} process{'es' if workers > 1 else ''}")
+        ratios = []
+        for r in range(args.repeats):
+            hg = args.steps * bench.batch_size / timed(run_hg, args.steps)
+            pt = args.steps * bench.batch_size / timed(run_pt, args.steps)
+            ratios.append(hg / pt)
+            print(f"  round {r + 1}: handgrad {hg:10,.0f} {bench.unit}/s   pytorch {pt:10,.0f} {bench.unit}/s   "
+                  f"ratio {hg / pt:.2f}")
     median = statistics.median(ratios)
     print(f"  {name}: median ratio handgrad/pytorch = {median:.2f} (spread {min(ratios):.2f}-{max(ratios):.2f})")
     return median
+
+
+def peak_memory(name: str, args) -> None:
+    """Each library in a fresh process of its own (the other never imported), running
+    the same steps; prints both peak resident set sizes."""
+    common = [name, "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers)]
+    if args.batch_size is not None:
+        common += ["--batch-size", str(args.batch_size)]
+    if args.threads is not None:
+        common += ["--threads", str(args.threads)]
+    if args.eval:
+        common.append("--eval")
+    peaks = {}
+    for library in ("handgrad", "pytorch"):
+        done = subprocess.run([sys.executable, __file__, *common, "--peak-of", library], check=True,
+                              capture_output=True, text=True)
+        peaks[library] = json.loads(done.stdout.splitlines()[-1])
+    hg, pt = peaks["handgrad"], peaks["pytorch"]
+    workers = f" + {hg['workers']} MiB in the largest worker" if hg["workers"] else ""
+    total = hg["main"] + hg["workers"] * (hg["processes"] - 1)
+    print(f"  {name}: peak resident memory: handgrad {hg['main']} MiB{workers} ({hg['processes']} "
+          f"process{'es' if hg['processes'] > 1 else ''}, {total} MiB in all), PyTorch {pt['main']} MiB; "
+          f"ratio {total / pt['main']:.2f}")
+
+
+def _peak_of(library: str, name: str, args) -> None:
+    """The child of :func:`peak_memory`: run, then print the peak resident memory of
+    this process and of its largest worker (VmHWM: ``ru_maxrss`` would count the
+    parent's memory at the fork)."""
+    bench = BENCHMARKS[name]
+    if args.batch_size is not None:
+        bench = replace(bench, batch_size=args.batch_size)
+    processes, worker_peaks = 1, [0]
+    with ExitStack() as stack:
+        if library == "handgrad":
+            run, processes = handgrad_side(bench, args.workers, args.eval, stack)
+        else:
+            import torch
+
+            torch.set_num_threads(args.threads or usable_cores())
+            run = torch_side(bench, args.eval)
+        run(args.warmup + args.steps)
+        worker_peaks += [_peak_mib(p.pid) for p in multiprocessing.active_children()]
+    print(json.dumps({"main": _peak_mib("self"), "processes": processes, "workers": max(worker_peaks)}))
+
+
+def _peak_mib(pid) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024  # kB
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
 def main(argv=None) -> int:
@@ -225,21 +252,33 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", default="auto",
-                        help="handgrad processes sharing each batch (default auto: one per usable core)")
+                        help="handgrad processes sharing each batch (default auto, as the Trainer: one per usable "
+                             "core when the model gains from it)")
     parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: the usable cores)")
     parser.add_argument("--batch-size", type=int, default=None, help="instead of each model's own")
+    parser.add_argument("--eval", action="store_true", help="inference in eval mode instead of training")
+    parser.add_argument("--memory", action="store_true",
+                        help="also each library's peak resident memory, in a process of its own")
+    parser.add_argument("--peak-of", choices=("handgrad", "pytorch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(BENCHMARKS)}")
-    workers = "auto" if args.workers == "auto" else int(args.workers)
-    torch.set_num_threads(args.threads or usable_cores())
+    args.workers = "auto" if args.workers == "auto" else int(args.workers)
     if args.threads == 1:  # one core each: handgrad's BLAS too
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, user_api="blas")
+    if args.peak_of:
+        _peak_of(args.peak_of, args.models[0], args)
+        return 0
+    import torch
+
+    torch.set_num_threads(args.threads or usable_cores())
     for name in args.models:
-        compare(name, args.steps, args.warmup, args.repeats, workers, args.batch_size)
+        compare(name, args)
+        if args.memory:
+            peak_memory(name, args)
     return 0
 
 

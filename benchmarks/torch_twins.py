@@ -1,0 +1,66 @@
+"""The zoo models' twins in PyTorch, for benchmarks/compare.py: same layers, same
+shapes, same names where state dicts are compared. Only the benchmark imports this."""
+from __future__ import annotations
+
+import torch
+
+t = torch.nn
+
+
+def mlp():
+    return t.Sequential(t.Flatten(), t.Linear(784, 256), t.ReLU(), t.Linear(256, 256), t.ReLU(), t.Linear(256, 10))
+
+
+def mlp200():
+    return t.Sequential(t.Flatten(), t.Linear(784, 200), t.ReLU(), t.Linear(200, 10))
+
+
+class CharLSTM(t.Module):
+    """handgrad.models.char_lstm's twin: Embedding -> 1-layer LSTM -> Linear, same names."""
+
+    def __init__(self, vocab=65, embedding_dim=64, hidden=128):
+        super().__init__()
+        self.embedding = t.Embedding(vocab, embedding_dim)
+        self.lstm = t.LSTM(embedding_dim, hidden, batch_first=True)
+        self.decoder = t.Linear(hidden, vocab)
+
+    def forward(self, x):
+        return self.decoder(self.lstm(self.embedding(x))[0])
+
+
+def lenet5():
+    return t.Sequential(
+        t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(256, 120), t.ReLU(), t.Linear(120, 84), t.ReLU(), t.Linear(84, 10),
+    )
+
+
+def small_cnn():
+    return t.Sequential(
+        t.Conv2d(1, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Conv2d(8, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Flatten(), t.Linear(392, 32), t.ReLU(), t.Linear(32, 10),
+    )
+
+
+class RandomFlip(t.Module):
+    """handgrad's RandomShiftFlip(shift=0): each image flipped left-right with probability 1/2."""
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        flips = torch.rand(len(x)) < 0.5
+        return torch.where(flips[:, None, None, None], x.flip(-1), x)
+
+
+def cnn():
+    """handgrad.models.cnn()'s twin: flips, three conv/BN/ReLU/pool blocks, dropout."""
+    layers, channels = [RandomFlip()], 1
+    for w in (16, 32, 64):
+        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
+        channels = w
+    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+
+
+def char_lstm():
+    return CharLSTM()
