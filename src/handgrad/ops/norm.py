@@ -13,6 +13,13 @@ Training:
 
 (the two sums are what mu and var contribute: every x moves the mean and the variance).
 
+Passes over memory: forward keeps x - mu (which the variance needs anyway) for
+backward rather than a separate xhat, and writes out = (x - mu) * (gamma / sqrt(var + eps))
++ beta as one product and one in-place add. Backward takes sum g * xhat as
+sum dout * (x - mu) times gamma / sqrt(var + eps) and writes dL/dx as
+a dout + b (x - mu) + c with per-channel a, b, c. Per-channel sums are einsums
+(faster than ``sum(axis=...)`` over several axes, and no product array).
+
 Split batches: with the batch's rows spread over processes, each process holds
 some rows of x, and every sum above runs over the whole batch. ``allreduce``
 (a function: a process's partial sums -> the sums over all processes; the
@@ -34,10 +41,9 @@ from ..backend import array_module
 
 
 class BatchNormCache(NamedTuple):
-    xhat: object
-    inv_std: object
+    centered: object  # x - mean; xhat = centered * inv_std
+    inv_std: object  # 1 / sqrt(var + eps), shape (C,)
     gamma: object
-    axes: tuple
     mean: object  # batch mean (training) or running mean (eval), shape (C,)
     var: object  # biased batch variance (training) or running variance (eval), shape (C,)
     training: bool
@@ -54,10 +60,6 @@ def _channel_shape(x):
     return tuple(shape)
 
 
-def _reduce_axes(x):
-    return (0,) + tuple(range(2, x.ndim))
-
-
 def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None, allreduce=_here, m=None):
     """Normalise x per channel with batch statistics, or with ``running_mean``/``running_var`` when given.
 
@@ -68,48 +70,57 @@ def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=
     batch split between processes, see the module docstring.
     """
     xp = array_module(x)
-    axes, shape = _reduce_axes(x), _channel_shape(x)
+    shape = _channel_shape(x)
     training = running_mean is None
     m = x.size // x.shape[1] if m is None else m
     if training:
-        mean = allreduce(x.sum(axis=axes)) / m
+        mean = allreduce(_channel_sum(x)) / m
         centered = x - mean.reshape(shape)
         var = allreduce(_channel_dot(centered, centered)) / m
     else:
         mean, var = running_mean, running_var
         centered = x - mean.reshape(shape)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    centered *= inv_std.reshape(shape)  # our own array: xhat in place
-    xhat = centered
-    if gamma is None:
-        out = xhat
-    else:
-        out = xhat * gamma.reshape(shape)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out = centered * scale.reshape(shape)  # gamma * xhat, without xhat
+    if gamma is not None:
         out += beta.reshape(shape)
-    return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training, m)
+    return out, BatchNormCache(centered, inv_std, gamma, mean, var, training, m)
 
 
 def batch_norm_backward(dout, cache, allreduce=_here):
     """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part
     (for a split batch, this process's share of them)."""
-    xhat, inv_std, gamma, axes, _, _, training, m = cache
+    centered, inv_std, gamma, _, _, training, m = cache
     shape = _channel_shape(dout)
-    sum_dout = dout.sum(axis=axes)
-    sum_dout_xhat = _channel_dot(dout, xhat)
+    sum_dout = _channel_sum(dout)
+    sum_dout_xhat = _channel_dot(dout, centered) * inv_std
     dgamma, dbeta = (None, None) if gamma is None else (sum_dout_xhat, sum_dout)
     scale = inv_std if gamma is None else gamma * inv_std  # dL/dx = dout * gamma * inv_std + ...
     dx = dout * scale.reshape(shape)
     if not training:
         return dx, dgamma, dbeta
-    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's
+    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's,
+    # and xhat = centered * inv_std
     sum_dout, sum_dout_xhat = allreduce(array_module(dout).stack([sum_dout, sum_dout_xhat]))
     a = scale / m
-    dx -= xhat * (a * sum_dout_xhat).reshape(shape)
+    dx -= centered * (a * inv_std * sum_dout_xhat).reshape(shape)
     dx -= (a * sum_dout).reshape(shape)
     return dx, dgamma, dbeta
 
 
+def _subscripts(a):
+    """einsum letters for a's axes: n, c, then one per further axis."""
+    return "nc" + "xyz"[:a.ndim - 2]
+
+
+def _channel_sum(a):
+    """sum of a per channel (axis 1) over every other axis."""
+    s = _subscripts(a)
+    return array_module(a).einsum(f"{s}->c", a)
+
+
 def _channel_dot(a, b):
     """sum of a * b per channel (axis 1) over every other axis, without the product array."""
-    n, c = a.shape[:2]
-    return array_module(a).einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    s = _subscripts(a)
+    return array_module(a).einsum(f"{s},{s}->c", a, b)
