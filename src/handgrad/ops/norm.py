@@ -18,7 +18,9 @@ backward rather than a separate xhat, and writes out = (x - mu) * (gamma / sqrt(
 + beta as one product and one in-place add. Backward takes sum g * xhat as
 sum dout * (x - mu) times gamma / sqrt(var + eps) and writes dL/dx as
 a dout + b (x - mu) + c with per-channel a, b, c. Per-channel sums are einsums
-(faster than ``sum(axis=...)`` over several axes, and no product array).
+(faster than ``sum(axis=...)`` over several axes, and no product array);
+per-channel factors are spread over one sample's (C, ...) positions, so that
+NumPy's loops run over whole samples (see ``_per_channel``).
 
 Split batches: with the batch's rows spread over processes, each process holds
 some rows of x, and every sum above runs over the whole batch. ``allreduce``
@@ -35,6 +37,7 @@ Evaluation uses fixed running statistics, so the layer is a per-channel affine m
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ..backend import array_module
@@ -54,10 +57,13 @@ def _here(sums):
     return sums  # the whole batch is in this process
 
 
-def _channel_shape(x):
-    shape = [1] * x.ndim
-    shape[1] = x.shape[1]
-    return tuple(shape)
+def _per_channel(v, x):
+    """v (C,) laid out over one sample of x, shape (C, ...): ``x op _per_channel(v, x)`` applies
+    v[c] to channel c. (Broadcasting v as (1, C, 1, 1) gives the same values, but NumPy then
+    runs one short inner loop per (n, c) pair; this array makes it one loop per sample.)"""
+    xp = array_module(x)
+    spatial = x.shape[2:]
+    return xp.repeat(v, math.prod(spatial)).reshape((x.shape[1],) + spatial)
 
 
 def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None, allreduce=_here, m=None):
@@ -70,21 +76,22 @@ def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=
     batch split between processes, see the module docstring.
     """
     xp = array_module(x)
-    shape = _channel_shape(x)
     training = running_mean is None
     m = x.size // x.shape[1] if m is None else m
     if training:
+        if not x.flags.c_contiguous:  # a strided view, such as a convolution's output (junk columns skipped):
+            x = xp.ascontiguousarray(x)  # one copy, then the two passes below run fast contiguous loops
         mean = allreduce(_channel_sum(x)) / m
-        centered = x - mean.reshape(shape)
+        centered = x - _per_channel(mean, x)
         var = allreduce(_channel_dot(centered, centered)) / m
     else:
         mean, var = running_mean, running_var
-        centered = x - mean.reshape(shape)
+        centered = x - _per_channel(mean, x)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     scale = inv_std if gamma is None else gamma * inv_std
-    out = centered * scale.reshape(shape)  # gamma * xhat, without xhat
+    out = centered * _per_channel(scale, x)  # gamma * xhat, without xhat
     if gamma is not None:
-        out += beta.reshape(shape)
+        out += _per_channel(beta, x)
     return out, BatchNormCache(centered, inv_std, gamma, mean, var, training, m)
 
 
@@ -92,20 +99,19 @@ def batch_norm_backward(dout, cache, allreduce=_here):
     """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part
     (for a split batch, this process's share of them)."""
     centered, inv_std, gamma, _, _, training, m = cache
-    shape = _channel_shape(dout)
     sum_dout = _channel_sum(dout)
     sum_dout_xhat = _channel_dot(dout, centered) * inv_std
     dgamma, dbeta = (None, None) if gamma is None else (sum_dout_xhat, sum_dout)
     scale = inv_std if gamma is None else gamma * inv_std  # dL/dx = dout * gamma * inv_std + ...
-    dx = dout * scale.reshape(shape)
+    dx = dout * _per_channel(scale, dout)
     if not training:
         return dx, dgamma, dbeta
     # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's,
     # and xhat = centered * inv_std
     sum_dout, sum_dout_xhat = allreduce(array_module(dout).stack([sum_dout, sum_dout_xhat]))
     a = scale / m
-    dx -= centered * (a * inv_std * sum_dout_xhat).reshape(shape)
-    dx -= (a * sum_dout).reshape(shape)
+    dx -= centered * _per_channel(a * inv_std * sum_dout_xhat, dout)
+    dx -= _per_channel(a * sum_dout, dout)
     return dx, dgamma, dbeta
 
 
