@@ -82,6 +82,25 @@ def test_batchnorm_finite_differences(shape, affine, training):
     assert_gradients_match(layer, rng.standard_normal(shape) * 2 + 0.5)
 
 
+def test_batchnorm_strided_input_gives_the_contiguous_results(rng):
+    # a convolution hands batch norm a view that skips junk columns; the layer copies
+    # it once (never writing into it) and must give exactly the contiguous input's results
+    wide = rng.standard_normal((4, 3, 5, 7)).astype(np.float32) * 2 + 1
+    strided, contiguous = wide[..., :5], np.ascontiguousarray(wide[..., :5])
+    before = wide.copy(), contiguous.copy()
+    dout = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    results = []
+    for x in (strided, contiguous):
+        layer = nn.BatchNorm2d(3)
+        layer.weight.data[...] = [0.5, 2.0, -1.0]
+        out = layer(x)
+        results.append((out, layer.backward(dout), layer.weight.grad, layer.running_var))
+    for ours, reference in zip(*results):
+        np.testing.assert_array_equal(ours, reference)
+    np.testing.assert_array_equal(wide, before[0])  # the inputs are the caller's: left as they were
+    np.testing.assert_array_equal(contiguous, before[1])
+
+
 def test_state_dict_round_trips_with_torch(rng):
     ref = torch.nn.BatchNorm2d(3)
     ref(torch.randn(4, 3, 5, 5) * 2 + 1)  # non-trivial running statistics

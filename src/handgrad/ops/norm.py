@@ -13,6 +13,15 @@ Training:
 
 (the two sums are what mu and var contribute: every x moves the mean and the variance).
 
+Passes over memory: forward keeps x - mu (which the variance needs anyway) for
+backward rather than a separate xhat, and writes out = (x - mu) * (gamma / sqrt(var + eps))
++ beta as one product and one in-place add. Backward takes sum g * xhat as
+sum dout * (x - mu) times gamma / sqrt(var + eps) and writes dL/dx as
+a dout + b (x - mu) + c with per-channel a, b, c. Per-channel sums are einsums
+(faster than ``sum(axis=...)`` over several axes, and no product array);
+per-channel factors are spread over one sample's (C, ...) positions, so that
+NumPy's loops run over whole samples (see ``_per_channel``).
+
 Split batches: with the batch's rows spread over processes, each process holds
 some rows of x, and every sum above runs over the whole batch. ``allreduce``
 (a function: a process's partial sums -> the sums over all processes; the
@@ -28,16 +37,16 @@ Evaluation uses fixed running statistics, so the layer is a per-channel affine m
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ..backend import array_module
 
 
 class BatchNormCache(NamedTuple):
-    xhat: object
-    inv_std: object
+    centered: object  # x - mean; xhat = centered * inv_std
+    inv_std: object  # 1 / sqrt(var + eps), shape (C,)
     gamma: object
-    axes: tuple
     mean: object  # batch mean (training) or running mean (eval), shape (C,)
     var: object  # biased batch variance (training) or running variance (eval), shape (C,)
     training: bool
@@ -48,14 +57,13 @@ def _here(sums):
     return sums  # the whole batch is in this process
 
 
-def _channel_shape(x):
-    shape = [1] * x.ndim
-    shape[1] = x.shape[1]
-    return tuple(shape)
-
-
-def _reduce_axes(x):
-    return (0,) + tuple(range(2, x.ndim))
+def _per_channel(v, x):
+    """v (C,) laid out over one sample of x, shape (C, ...): ``x op _per_channel(v, x)`` applies
+    v[c] to channel c. (Broadcasting v as (1, C, 1, 1) gives the same values, but NumPy then
+    runs one short inner loop per (n, c) pair; this array makes it one loop per sample.)"""
+    xp = array_module(x)
+    spatial = x.shape[2:]
+    return xp.repeat(v, math.prod(spatial)).reshape((x.shape[1],) + spatial)
 
 
 def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None, allreduce=_here, m=None):
@@ -68,48 +76,57 @@ def batch_norm_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=
     batch split between processes, see the module docstring.
     """
     xp = array_module(x)
-    axes, shape = _reduce_axes(x), _channel_shape(x)
     training = running_mean is None
     m = x.size // x.shape[1] if m is None else m
     if training:
-        mean = allreduce(x.sum(axis=axes)) / m
-        centered = x - mean.reshape(shape)
+        if not x.flags.c_contiguous:  # a strided view, such as a convolution's output (junk columns skipped):
+            x = xp.ascontiguousarray(x)  # one copy, then the two passes below run fast contiguous loops
+        mean = allreduce(_channel_sum(x)) / m
+        centered = x - _per_channel(mean, x)
         var = allreduce(_channel_dot(centered, centered)) / m
     else:
         mean, var = running_mean, running_var
-        centered = x - mean.reshape(shape)
+        centered = x - _per_channel(mean, x)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    centered *= inv_std.reshape(shape)  # our own array: xhat in place
-    xhat = centered
-    if gamma is None:
-        out = xhat
-    else:
-        out = xhat * gamma.reshape(shape)
-        out += beta.reshape(shape)
-    return out, BatchNormCache(xhat, inv_std, gamma, axes, mean, var, training, m)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out = centered * _per_channel(scale, x)  # gamma * xhat, without xhat
+    if gamma is not None:
+        out += _per_channel(beta, x)
+    return out, BatchNormCache(centered, inv_std, gamma, mean, var, training, m)
 
 
 def batch_norm_backward(dout, cache, allreduce=_here):
     """Returns (dx, dgamma, dbeta); dgamma and dbeta are None without an affine part
     (for a split batch, this process's share of them)."""
-    xhat, inv_std, gamma, axes, _, _, training, m = cache
-    shape = _channel_shape(dout)
-    sum_dout = dout.sum(axis=axes)
-    sum_dout_xhat = _channel_dot(dout, xhat)
+    centered, inv_std, gamma, _, _, training, m = cache
+    sum_dout = _channel_sum(dout)
+    sum_dout_xhat = _channel_dot(dout, centered) * inv_std
     dgamma, dbeta = (None, None) if gamma is None else (sum_dout_xhat, sum_dout)
     scale = inv_std if gamma is None else gamma * inv_std  # dL/dx = dout * gamma * inv_std + ...
-    dx = dout * scale.reshape(shape)
+    dx = dout * _per_channel(scale, dout)
     if not training:
         return dx, dgamma, dbeta
-    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's
+    # ... - (inv_std / M) (sum g + xhat sum g xhat), with g = dout gamma: the sums are gamma times dout's,
+    # and xhat = centered * inv_std
     sum_dout, sum_dout_xhat = allreduce(array_module(dout).stack([sum_dout, sum_dout_xhat]))
     a = scale / m
-    dx -= xhat * (a * sum_dout_xhat).reshape(shape)
-    dx -= (a * sum_dout).reshape(shape)
+    dx -= centered * _per_channel(a * inv_std * sum_dout_xhat, dout)
+    dx -= _per_channel(a * sum_dout, dout)
     return dx, dgamma, dbeta
+
+
+def _subscripts(a):
+    """einsum letters for a's axes: n, c, then one per further axis."""
+    return "nc" + "xyz"[:a.ndim - 2]
+
+
+def _channel_sum(a):
+    """sum of a per channel (axis 1) over every other axis."""
+    s = _subscripts(a)
+    return array_module(a).einsum(f"{s}->c", a)
 
 
 def _channel_dot(a, b):
     """sum of a * b per channel (axis 1) over every other axis, without the product array."""
-    n, c = a.shape[:2]
-    return array_module(a).einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    s = _subscripts(a)
+    return array_module(a).einsum(f"{s},{s}->c", a, b)
