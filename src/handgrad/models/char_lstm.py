@@ -68,7 +68,11 @@ class CharLSTM(Stateful):
         carried = self.carried_state
         if state is None and carry and carried is not None and carried[0].shape[1] == x.shape[0]:
             state = carried
-        hs, self.final_state = self.lstm(self.embedding(x), state)
+        if self.training:
+            # the LSTM reads the ids through the embedding itself: cheaper to train (see LSTM.forward)
+            hs, self.final_state = self.lstm(x, state, embedding=self.embedding)
+        else:
+            hs, self.final_state = self.lstm(self.embedding(x), state)
         if carry:
             self.carried_state = self.final_state
         n, steps, hid = hs.shape
@@ -78,7 +82,9 @@ class CharLSTM(Stateful):
         """Back-propagate dL/dlogits (N, T, vocab_size); the integer input has no gradient."""
         n, steps, vocab = dlogits.shape
         dh = self.decoder.backward(dlogits.reshape(n * steps, vocab)).reshape(n, steps, -1)
-        self.embedding.backward(self.lstm.backward(dh))
+        dx = self.lstm.backward(dh)
+        if dx is not None:  # an eval-mode forward: the LSTM read embedding(x)
+            self.embedding.backward(dx)
         return None
 
     def sample(self, prime, length: int, temperature: float = 1.0, greedy: bool = False, rng=None):
