@@ -129,15 +129,14 @@ def _fused_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ids=None):
     tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
     acts = xp.empty((steps, 4, n, hid), dtype=x.dtype)
     ig = xp.empty((n, hid), dtype=x.dtype)
-    # the input terms of all steps, (4, T, N, H)
-    looked_up = None if ids is None else w_gates[:, ids.T]
+    ids_tm = None if ids is None else ids.T
     for t in range(steps):
         a = acts[t]
         if ids is None:
             xp.matmul(rows[t], w_gates, out=a)
         else:
             xp.matmul(rows[t, :, d:], w_gates[:, d:], out=a)
-            a += looked_up[:, t]
+            a += w_gates[:, ids_tm[t]]
         xp.tanh(a, out=a)
         a[:3] += 1
         a[:3] *= 0.5
