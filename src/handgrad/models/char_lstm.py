@@ -16,7 +16,10 @@ class CharLSTM(Stateful):
         z[n, t] = h[n, t] W^T + b            (N, T, vocab_size) logits of the next character
 
     Sub-modules ``embedding``, ``lstm`` and ``decoder`` carry PyTorch's names, so the
-    state dict loads into the same stack built from ``torch.nn`` modules.
+    state dict loads into the same stack built from ``torch.nn`` modules. In training
+    mode the LSTM reads the ids through the embedding (``LSTM.forward``'s
+    ``embedding``), which forms neither e nor its gradient; in eval mode the
+    embedding and the LSTM run one after the other (as summaries and exports show them).
 
     Truncated back-propagation through time: with ``stateful=True`` the final (h, c)
     of each training batch is kept in ``carried_state`` and becomes the initial
@@ -69,7 +72,6 @@ class CharLSTM(Stateful):
         if state is None and carry and carried is not None and carried[0].shape[1] == x.shape[0]:
             state = carried
         if self.training:
-            # the LSTM reads the ids through the embedding itself: cheaper to train (see LSTM.forward)
             hs, self.final_state = self.lstm(x, state, embedding=self.embedding)
         else:
             hs, self.final_state = self.lstm(self.embedding(x), state)
