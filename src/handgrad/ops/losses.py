@@ -24,13 +24,13 @@ def softmax_cross_entropy_forward(logits, target, reduction="mean"):
     p = xp.exp(shifted)
     sum_exp = p.sum(axis=1, keepdims=True)
     p /= sum_exp
-    # -log p[n, c] = log sum_exp[n] - shifted[n, c]; only the entries the loss reads are formed
-    log_sum = xp.log(sum_exp[:, 0])
+    # log p = shifted - log sum_exp; with labels only the entries the loss reads are formed
+    log_sum = xp.log(sum_exp)
     n = logits.shape[0]
     if target.ndim == 1:
-        losses = log_sum - shifted[xp.arange(n), target]
+        losses = log_sum[:, 0] - shifted[xp.arange(n), target]
     else:
-        losses = target.sum(axis=1) * log_sum - (target * shifted).sum(axis=1)
+        losses = -(target * (shifted - log_sum)).sum(axis=1)
     total = losses.sum()
     scale = 1.0 / n if reduction == "mean" else 1.0
     return total * scale, (p, target, scale)
