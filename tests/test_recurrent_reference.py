@@ -189,6 +189,82 @@ def test_stacked_layer_equals_reference_kernels_chained(kind, cfg, layers):
     assert_same(dx, dseq, "dx")
 
 
+# -- the LSTM reading token ids through an embedding ------------------------------
+
+def embedding_lstm_inputs(rng, n, steps, vocab, d, h):
+    inputs = gates_inputs(4, with_c=True)(rng, n, steps, d, h)
+    inputs["x"] = rng.standard_normal((vocab, d))
+    return rng.integers(0, vocab, size=(n, steps)), {"table": inputs.pop("x"), **inputs}
+
+
+@given(cfg=sizes, vocab=st.integers(1, 7))
+def test_lstm_embedding_kernel_equals_the_lstm_on_the_looked_up_vectors(cfg, vocab):
+    """lstm_embedding_forward(ids, E, ...) = lstm_forward_naive(E[ids], ...); its table
+    gradient is the scatter-add of the reference's dx over the ids."""
+    rng = np.random.default_rng(cfg["seed"])
+    ids, inputs = embedding_lstm_inputs(rng, cfg["n"], cfg["steps"], vocab, cfg["d"], cfg["h"])
+    table, rest = inputs["table"], list(inputs.values())[1:]
+    out, cache = ops.lstm_embedding_forward(ids, table, *rest)
+    ref, ref_cache = ops.lstm_forward_naive(table[ids], *rest)
+    assert_same(out, ref, "output")
+    dout = rng.standard_normal(out.shape)
+    grads, ref_grads = ops.lstm_embedding_backward(dout, cache), ops.lstm_backward_naive(dout, ref_cache)
+    dtable = np.zeros_like(table)
+    np.add.at(dtable, ids, ref_grads[0])
+    assert len(grads) == len(ref_grads) == len(inputs)
+    for what, g, r in zip(inputs, grads, (dtable,) + ref_grads[1:]):
+        assert_same(g, r, f"d{what}")
+
+
+@settings(max_examples=4)
+@given(cfg=sizes, vocab=st.integers(1, 5))
+def test_check_op_on_the_lstm_embedding_kernel(cfg, vocab):
+    rng = np.random.default_rng(cfg["seed"])
+    ids, inputs = embedding_lstm_inputs(rng, cfg["n"], min(cfg["steps"], 5), vocab, min(cfg["d"], 3),
+                                        min(cfg["h"], 4))
+    report = check_op(partial(ops.lstm_embedding_forward, ids), ops.lstm_embedding_backward, inputs, seed=cfg["seed"])
+    assert set(report) == set(inputs)
+    assert max(report.values()) < 1e-6, report
+
+
+@pytest.mark.parametrize("vocab", [5, 9])  # V <= 2 D: the fused kernel; V > 2 D: the Embedding module
+@settings(max_examples=10)
+@given(cfg=sizes, layers=st.integers(1, 2))
+def test_lstm_reading_ids_through_an_embedding_equals_the_two_layers_in_turn(vocab, cfg, layers):
+    rng = np.random.default_rng(cfg["seed"])
+    n, steps, h = cfg["n"], cfg["steps"], cfg["h"]
+    emb = nn.Embedding(vocab, 4, rng=rng, dtype=np.float64)
+    lstm = nn.LSTM(4, h, num_layers=layers, rng=rng, dtype=np.float64)
+    ids = rng.integers(0, vocab, size=(n, steps))
+    state0 = tuple(rng.standard_normal((layers, n, h)) for _ in range(2))
+    dout = rng.standard_normal((n, steps, h))
+    dstate = tuple(rng.standard_normal((layers, n, h)) for _ in range(2))
+    results = []
+    for fused in (True, False):
+        emb.zero_grad()
+        lstm.zero_grad()
+        out, state = lstm(ids, state0, embedding=emb) if fused else lstm(emb(ids), state0)
+        dx = lstm.backward(dout, dstate)
+        if fused:
+            assert dx is None
+        else:
+            emb.backward(dx)
+        grads = [p.grad.copy() for p in (*emb.parameters(), *lstm.parameters())]
+        results.append((out, *state, lstm.initial_state_grad[0], lstm.initial_state_grad[1], *grads))
+    for i, (ours, ref) in enumerate(zip(*results)):
+        assert_same(ours, ref, f"result {i}")
+
+
+def test_lstm_reading_ids_gets_clear_errors():
+    lstm = nn.LSTM(4, 3)
+    with pytest.raises(ValueError, match="LSTM: expected an embedding of width input_size 4, got embedding_dim 5"):
+        lstm(np.zeros((2, 3), dtype=int), embedding=nn.Embedding(6, 5))
+    with pytest.raises(ValueError, match=r"LSTM: expected token ids of shape \(N, T\) with T >= 1, got shape \(2, 3, 1\)"):
+        lstm(np.zeros((2, 3, 1), dtype=int), embedding=nn.Embedding(6, 4))
+    with pytest.raises(ValueError, match="Embedding: token ids"):
+        lstm(np.full((2, 3), 6), embedding=nn.Embedding(6, 4))
+
+
 # -- AttentionRNN(k=math.inf) ----------------------------------------------------
 
 def softmax_rows(w):

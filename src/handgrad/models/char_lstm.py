@@ -16,7 +16,10 @@ class CharLSTM(Stateful):
         z[n, t] = h[n, t] W^T + b            (N, T, vocab_size) logits of the next character
 
     Sub-modules ``embedding``, ``lstm`` and ``decoder`` carry PyTorch's names, so the
-    state dict loads into the same stack built from ``torch.nn`` modules.
+    state dict loads into the same stack built from ``torch.nn`` modules. In training
+    mode the LSTM reads the ids through the embedding (``LSTM.forward``'s
+    ``embedding``), which forms neither e nor its gradient; in eval mode the
+    embedding and the LSTM run one after the other (as summaries and exports show them).
 
     Truncated back-propagation through time: with ``stateful=True`` the final (h, c)
     of each training batch is kept in ``carried_state`` and becomes the initial
@@ -68,7 +71,10 @@ class CharLSTM(Stateful):
         carried = self.carried_state
         if state is None and carry and carried is not None and carried[0].shape[1] == x.shape[0]:
             state = carried
-        hs, self.final_state = self.lstm(self.embedding(x), state)
+        if self.training:
+            hs, self.final_state = self.lstm(x, state, embedding=self.embedding)
+        else:
+            hs, self.final_state = self.lstm(self.embedding(x), state)
         if carry:
             self.carried_state = self.final_state
         n, steps, hid = hs.shape
@@ -78,7 +84,9 @@ class CharLSTM(Stateful):
         """Back-propagate dL/dlogits (N, T, vocab_size); the integer input has no gradient."""
         n, steps, vocab = dlogits.shape
         dh = self.decoder.backward(dlogits.reshape(n * steps, vocab)).reshape(n, steps, -1)
-        self.embedding.backward(self.lstm.backward(dh))
+        dx = self.lstm.backward(dh)
+        if dx is not None:  # an eval-mode forward: the LSTM read embedding(x)
+            self.embedding.backward(dx)
         return None
 
     def sample(self, prime, length: int, temperature: float = 1.0, greedy: bool = False, rng=None):

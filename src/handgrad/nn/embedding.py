@@ -24,13 +24,17 @@ class Embedding(Module):
         weight = get_rng(rng).standard_normal((num_embeddings, embedding_dim))
         self.weight = Parameter(weight.astype(dtype or get_default_dtype()))
 
-    def forward(self, idx):
+    def token_ids(self, idx):
+        """``idx`` as an integer array on the weight's device, checked to lie in [0, num_embeddings)."""
         xp = array_module(self.weight.data)
         idx = xp.asarray(idx)
         if idx.dtype.kind == "f" and to_scalar((idx == xp.round(idx)).all()):
             idx = idx.astype(xp.int64)  # whole numbers stored as floats, e.g. a zero probe input
         check_labels(idx, self.num_embeddings, "Embedding: token ids")
-        out, self._cache = embedding_forward(idx, self.weight.data)
+        return idx
+
+    def forward(self, idx):
+        out, self._cache = embedding_forward(self.token_ids(idx), self.weight.data)
         return out
 
     def backward(self, dout):

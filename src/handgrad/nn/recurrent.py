@@ -38,7 +38,7 @@ from ..ops.attention import (
 )
 from ..ops.gated import gated_rnn_backward, gated_rnn_forward
 from ..ops.gru import gru_backward, gru_forward
-from ..ops.lstm import lstm_backward, lstm_forward
+from ..ops.lstm import lstm_backward, lstm_embedding_backward, lstm_embedding_forward, lstm_forward
 from ..ops.rnn import rnn_backward, rnn_forward
 from .module import Module, Parameter
 
@@ -115,16 +115,24 @@ class _Stacked(Module):
 
     def forward(self, x, state=None):
         _check_sequence(self, x, self.input_size)
-        dtype = self.weight_ih_l0.data.dtype
-        x = x.astype(dtype, copy=False)
+        return self._forward(x.astype(self.weight_ih_l0.data.dtype, copy=False), state, self._kernel_forward)
+
+    def backward(self, dout, dstate=None):
+        return self._backward(dout, dstate, self._kernel_backward)
+
+    def _forward(self, x, state, first_kernel):
+        """The stack on x, whose first axis is the batch; layer 0 runs ``first_kernel``
+        (a ``_kernel_forward`` reading x), the others ``_kernel_forward``."""
+        like = self.weight_ih_l0.data
         shape = (self.num_layers, x.shape[0], self.hidden_size)
         names = ("h0", "c0")
-        parts = [_state_array(self, f"initial state {names[i]}", s, x, shape) for i, s in enumerate(self._parts(state))]
+        parts = [_state_array(self, f"initial state {names[i]}", s, like, shape) for i, s in enumerate(self._parts(state))]
         finals, caches = [[] for _ in parts], []
         out = x
         for k in range(self.num_layers):
+            kernel = first_kernel if k == 0 else self._kernel_forward
             # seq (state_parts, N, T, H): every part of the state after every step
-            seq, cache = self._kernel_forward(out, [p[k] for p in parts], self._layer_params(k))
+            seq, cache = kernel(out, [p[k] for p in parts], self._layer_params(k))
             out = seq[0]
             for i in range(self.state_parts):
                 finals[i].append(seq[i][:, -1])
@@ -133,7 +141,9 @@ class _Stacked(Module):
         xp = array_module(out)
         return out, self._pack([xp.stack(f) for f in finals])
 
-    def backward(self, dout, dstate=None):
+    def _backward(self, dout, dstate, first_kernel):
+        """Backward of :meth:`_forward`; layer 0 runs ``first_kernel``, whose first
+        gradient (that of layer 0's input) is returned."""
         caches, seq_shape = self._cache
         dparts = self._parts(dstate)
         dinit = [[None] * self.num_layers for _ in dparts]
@@ -146,13 +156,14 @@ class _Stacked(Module):
             for i, d in enumerate(dparts):
                 if d is not None:
                     dseq[i][:, -1] += d[k]
-            grads = self._kernel_backward(dseq, caches[k])
+            kernel = first_kernel if k == 0 else self._kernel_backward
+            grads = kernel(dseq, caches[k])
             dout = grads[0]
             for i in range(len(dparts)):
                 dinit[i][k] = grads[1 + i]
             for p, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[1 + len(dparts):]):
                 getattr(self, f"{p}_l{k}").grad += g
-        xp = array_module(dout)
+        xp = array_module(w)
         self.initial_state_grad = self._pack([xp.stack(d) for d in dinit])
         return dout
 
@@ -192,12 +203,49 @@ class LSTM(_Stacked):
 
     gates = 4
     state_parts = 2
+    _embedded = None  # (embedding, fused) when the last forward read token ids, else None
+
+    def forward(self, x, state=None, embedding=None):
+        """``embedding``: an :class:`~handgrad.nn.Embedding` whose output is this layer's
+        input; x then holds token ids (N, T), the layer runs on embedding(x), and
+        backward adds the embedding's weight gradient and returns None. With a
+        vocabulary of at most twice the embedding width, layer 0 reads the ids
+        through :func:`~handgrad.ops.lstm.lstm_embedding_forward` (fused), which
+        forms neither embedding(x) nor its gradient."""
+        self._embedded = None
+        if embedding is None:
+            return super().forward(x, state)
+        if embedding.embedding_dim != self.input_size:
+            raise ValueError(f"LSTM: expected an embedding of width input_size {self.input_size}, "
+                             f"got embedding_dim {embedding.embedding_dim}")
+        fused = (embedding.num_embeddings <= 2 * embedding.embedding_dim
+                 and embedding.weight.data.dtype == self.weight_ih_l0.data.dtype)
+        self._embedded = (embedding, fused)
+        if not fused:
+            return super().forward(embedding(x), state)
+        ids = embedding.token_ids(x)
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"LSTM: expected token ids of shape (N, T) with T >= 1, got shape {tuple(ids.shape)}")
+        return self._forward(ids, state, self._embedding_kernel_forward)
+
+    def backward(self, dout, dstate=None):
+        if self._embedded is None:
+            return super().backward(dout, dstate)
+        embedding, fused = self._embedded
+        if fused:
+            embedding.weight.grad += self._backward(dout, dstate, lstm_embedding_backward)
+        else:
+            embedding.backward(super().backward(dout, dstate))
+        return None
 
     def _kernel_forward(self, x, state, params):
         return lstm_forward(x, state[0], state[1], *params)
 
     def _kernel_backward(self, dseq, cache):
         return lstm_backward(dseq, cache)
+
+    def _embedding_kernel_forward(self, ids, state, params):
+        return lstm_embedding_forward(ids, self._embedded[0].weight.data, state[0], state[1], *params)
 
 
 class GRU(_Stacked):

@@ -25,8 +25,8 @@ from .gru import (
     gru_backward, gru_backward_naive, gru_forward, gru_forward_naive, gru_step_backward, gru_step_forward,
 )
 from .lstm import (
-    lstm_backward, lstm_backward_naive, lstm_forward, lstm_forward_naive, lstm_step_backward,
-    lstm_step_forward,
+    lstm_backward, lstm_backward_naive, lstm_embedding_backward, lstm_embedding_forward, lstm_forward,
+    lstm_forward_naive, lstm_step_backward, lstm_step_forward,
 )
 from .rnn import (
     rnn_backward, rnn_backward_naive, rnn_forward, rnn_forward_naive, rnn_step_backward, rnn_step_forward,

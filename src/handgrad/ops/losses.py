@@ -21,17 +21,19 @@ def softmax_cross_entropy_forward(logits, target, reduction="mean"):
     """
     xp = array_module(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = xp.exp(shifted)
-    sum_exp = exp.sum(axis=1, keepdims=True)
-    log_p = shifted - xp.log(sum_exp)
+    p = xp.exp(shifted)
+    sum_exp = p.sum(axis=1, keepdims=True)
+    p /= sum_exp
+    # log p = shifted - log sum_exp; with labels only the entries the loss reads are formed
+    log_sum = xp.log(sum_exp)
     n = logits.shape[0]
     if target.ndim == 1:
-        losses = -log_p[xp.arange(n), target]
+        losses = log_sum[:, 0] - shifted[xp.arange(n), target]
     else:
-        losses = -(target * log_p).sum(axis=1)
+        losses = -(target * (shifted - log_sum)).sum(axis=1)
     total = losses.sum()
     scale = 1.0 / n if reduction == "mean" else 1.0
-    return total * scale, (exp / sum_exp, target, scale)
+    return total * scale, (p, target, scale)
 
 
 def softmax_cross_entropy_backward(dout, cache):

@@ -19,6 +19,15 @@ Backward, with dh[t] = dout[0, :, t] + (from step t+1) and dc[t] = dout[1, :, t]
     dW_ih = sum_t da[t]^T x[t],  dW_hh = sum_t da[t]^T h[t-1],  db_ih = db_hh = sum_t da[t]
 
 Backward returns (dx (N, T, D), dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).
+
+When x is an embedding, x[t] = E[ids[:, t]] = onehot(ids[:, t]) E with E (V, D), the
+input term is x[t] W_ih^T = onehot(ids[:, t]) (W_ih E^T)^T: the same LSTM on one-hot
+inputs with input weights W' = W_ih E^T (4H, V). Its weight gradient
+dW' = sum_t da[t]^T onehot(ids[:, t]) (the scatter-add of da over token ids) gives
+
+    dW_ih = dW' E,   dE = dW'^T W_ih
+
+so no dx is formed (see :func:`lstm_embedding_forward`).
 """
 from __future__ import annotations
 
@@ -92,6 +101,13 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     sigmoid rows of W halved, so one tanh covers the whole block, after which the
     first three gates become sigmoids by sigmoid(a) = (1 + tanh(a / 2)) / 2.
     """
+    return _fused_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+
+def _fused_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ids=None):
+    """:func:`lstm_forward`. With ``ids`` (N, T), x is onehot(ids): each step's product
+    then skips the one-hot columns of its rows and adds the rows of W^T they would
+    pick instead, a[t] = W_ih^T[ids[:, t]] + [1, h[t-1]] [b, W_hh]^T."""
     xp = array_module(x)
     n, steps, d = x.shape
     hid = w_hh.shape[1]
@@ -113,9 +129,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     tanh_cs = xp.empty((steps, n, hid), dtype=x.dtype)
     acts = xp.empty((steps, 4, n, hid), dtype=x.dtype)
     ig = xp.empty((n, hid), dtype=x.dtype)
+    ids_tm = None if ids is None else ids.T
     for t in range(steps):
         a = acts[t]
-        xp.matmul(rows[t], w_gates, out=a)
+        if ids is None:
+            xp.matmul(rows[t], w_gates, out=a)
+        else:
+            xp.matmul(rows[t, :, d:], w_gates[:, d:], out=a)
+            a += w_gates[:, ids_tm[t]]
         xp.tanh(a, out=a)
         a[:3] += 1
         a[:3] *= 0.5
@@ -131,11 +152,12 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     return out, (rows, w, order, acts, cs, tanh_cs)
 
 
-def lstm_backward(dout, cache):
+def lstm_backward(dout, cache, input_grad=True):
     """Fused :func:`lstm_backward_naive`: one product da[t] W_hh per step, written into a
     stacked (T, N, 4H) array of gate gradients whose one product with the forward rows
     [x[t], 1, h[t-1]] gives every weight and bias gradient. The weight gradients come
-    back in PyTorch's (i, f, g, o) layout."""
+    back in PyTorch's (i, f, g, o) layout. With ``input_grad=False``, dx is None
+    (skipping its product)."""
     rows, w, order, acts, cs, tanh_cs = cache
     xp = array_module(rows)
     steps, n, hid = tanh_cs.shape
@@ -175,6 +197,32 @@ def lstm_backward(dout, cache):
     flat = da.reshape(-1, 4 * hid)
     inverse = xp.argsort(order)
     dw = weight_grads(da, rows[:-1])[inverse]
-    dx = (flat @ w[:, :d]).reshape(steps, n, d)
+    dx = swap_nt((flat @ w[:, :d]).reshape(steps, n, d)) if input_grad else None
     db = dw[:, d]
-    return swap_nt(dx), dh, dc, dw[:, :d], dw[:, d + 1:], db, db.copy()
+    return dx, dh, dc, dw[:, :d], dw[:, d + 1:], db, db.copy()
+
+
+def lstm_embedding_forward(ids, table, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """:func:`lstm_forward` on x = table[ids] without forming x: the LSTM on the one-hot
+    rows of ``ids`` with input weights W' = W_ih E^T (see the module docstring). Each
+    step's input term is a lookup of rows of W' instead of a product; backward's
+    one product for the weight gradients has V instead of D input columns and
+    there is no dx product (T N x 4H x D), so the pair is cheaper than the
+    embedding followed by :func:`lstm_forward` while V is at most about 2 D.
+
+    Shapes: ids (N, T) integers in [0, V), table E (V, D), the rest as in
+    :func:`lstm_forward`. Returns (out (2, N, T, H), cache).
+    """
+    xp = array_module(table)
+    onehot = (ids[..., None] == xp.arange(table.shape[0])).astype(table.dtype)
+    out, cache = _fused_forward(onehot, h0, c0, w_ih @ table.T, w_hh, b_ih, b_hh, ids)
+    return out, (cache, table, w_ih)
+
+
+def lstm_embedding_backward(dout, cache):
+    """Backward of :func:`lstm_embedding_forward`: (dtable (V, D), dh0, dc0, dw_ih, dw_hh,
+    db_ih, db_hh), with dtable = dW'^T W_ih and dW_ih = dW' E from the one-hot
+    LSTM's input weight gradient dW' (4H, V)."""
+    cache, table, w_ih = cache
+    _, dh0, dc0, dw_onehot, dw_hh, db_ih, db_hh = lstm_backward(dout, cache, input_grad=False)
+    return dw_onehot.T @ w_ih, dh0, dc0, dw_onehot @ table, dw_hh, db_ih, db_hh
