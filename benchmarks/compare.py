@@ -50,6 +50,7 @@ import numpy as np
 
 import handgrad
 from handgrad import nn, optim
+from handgrad.backend import to_device
 from handgrad.parallel import DataParallel, resolve_workers, usable_cores
 from handgrad.train.evaluate import predict_logits
 
@@ -66,6 +67,9 @@ class Bench:
     lr: float = 0.01
     unit: str = "samples"
     build_loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
+
+    def build_torch(self):
+        return getattr(importlib.import_module("torch_twins"), self.torch_twin)()
 
 
 SETTLE = 0.5
@@ -91,24 +95,21 @@ BENCHMARKS = {
 }
 
 
-def build_torch(bench: Bench):
-    return getattr(importlib.import_module("torch_twins"), bench.torch_twin)()
-
-
 def batch(bench: Bench):
     return bench.make_batch(np.random.default_rng(0), bench.batch_size)
 
 
-def handgrad_side(bench: Bench, workers, evaluating: bool, stack):
+def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
     """(run, workers): ``run(steps)`` times ``steps`` handgrad training steps (forward,
     loss, backward, SGD update) or, ``evaluating``, predictions of the batch in eval
     mode; the model's batches are shared by ``workers`` processes as the Trainer
-    resolves that number. ``stack`` (an ExitStack) stops the workers."""
-    x, y = batch(bench)
+    resolves that number. ``stack`` (an ExitStack) stops the workers. On ``device``
+    "cuda" the model and the batch live on the GPU (CuPy), in one process."""
+    x, y = (to_device(a, device) for a in batch(bench))
     handgrad.manual_seed(0)
-    model, criterion = bench.build_handgrad(), bench.build_loss()
+    model, criterion = bench.build_handgrad().to(device), bench.build_loss()
     opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
-    workers = resolve_workers(model, workers)
+    workers = resolve_workers(model, workers) if device == "cpu" else 1
     net = stack.enter_context(DataParallel(model, workers)) if workers > 1 else model
 
     def train(steps: int) -> float:
@@ -130,14 +131,14 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack):
     return (infer if evaluating else train), workers
 
 
-def torch_side(bench: Bench, evaluating: bool):
+def torch_side(bench: Bench, evaluating: bool, device="cpu"):
     """``run(steps)`` timing the same steps in PyTorch (``torch.no_grad`` and eval mode
-    when ``evaluating``)."""
+    when ``evaluating``), on ``device`` ("cpu" or "cuda")."""
     import torch
 
-    x, y = (torch.from_numpy(a) for a in batch(bench))
+    x, y = (torch.from_numpy(a).to(device) for a in batch(bench))
     y = y.long()
-    model, criterion = build_torch(bench), torch.nn.CrossEntropyLoss()
+    model, criterion = bench.build_torch().to(device), torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
 
     def train(steps: int) -> float:

@@ -3,7 +3,7 @@
     python benchmarks/epoch.py [--model cnn] [--data fashion-mnist] [--epochs 1] [--set KEY=VALUE ...]
 
 Runs :func:`handgrad.train.run.train_from_config` into a temporary run
-directory and prints the wall time of each phase the Trainer records
+directory (``--out`` keeps it) and prints the wall time of each phase the Trainer records
 (``results.json``'s ``seconds``: training steps, evaluations, checkpoints, the
 final test-set pass) and of everything else (loading the data, building the
 model, writing the report and its plots), each as a share of the whole run.
@@ -28,13 +28,14 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting")
+    parser.add_argument("--out", help="keep the run directory here (default: a temporary one)")
     args = parser.parse_args(argv)
     config = {"model": args.model, "data": args.data, "epochs": args.epochs}
     for item in args.set:
         set_path(config, *parse_setting(item))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = train_from_config(config, out_dir=Path(tmp) / "run")
+        result = train_from_config(config, out_dir=args.out or Path(tmp) / "run")
         total = time.perf_counter() - start
     phases = dict(result["seconds"])
     phases["everything else (data, model, report, plots)"] = total - sum(phases.values())

@@ -1,6 +1,6 @@
 """On a CUDA machine: train each zoo model on CuPy, then time handgrad on CuPy
 against PyTorch on CUDA (same model, batch, optimizer: benchmarks/compare.py's
-twins, plus the ``cnn`` twin below), side by side with the ratio.
+twins in torch_twins.py, the ``cnn`` without its flips), side by side with the ratio.
 
     python benchmarks/gpu_compare.py [mlp lenet5 small_cnn cnn char_lstm] [--train-steps 300]
                                      [--steps 100] [--repeats 3]
@@ -21,6 +21,8 @@ import os
 import statistics
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,21 +35,9 @@ from handgrad import optim  # noqa: E402
 from handgrad.backend import device_module, to_device  # noqa: E402
 
 
-def _cnn_torch():
-    """The twin of ``handgrad.models.cnn(flip=False)``: three conv-BN-ReLU-pool blocks, then the classifier."""
-    t = torch.nn
-    layers, channels = [], 1
-    for width in (16, 32, 64):
-        layers += [t.Conv2d(channels, width, 3, padding="same", bias=False), t.BatchNorm2d(width), t.ReLU(),
-                   t.MaxPool2d(2)]
-        channels = width
-    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
-
-
-# without the random flips, which the twin does not have
-compare.register("cnn", compare.Bench(64, partial(handgrad.models.cnn, flip=False), _cnn_torch,
-                                      compare.image_batch((1, 28, 28))))
-BENCHMARKS = compare.BENCHMARKS
+# without the random flips, which the twin has on the CPU only
+BENCHMARKS = {**compare.BENCHMARKS, "cnn": replace(compare.BENCHMARKS["cnn"], torch_twin="cnn_no_flip",
+                                                    build_handgrad=partial(handgrad.models.cnn, flip=False))}
 MODELS = ["mlp", "lenet5", "small_cnn", "cnn", "char_lstm"]
 
 
@@ -85,15 +75,6 @@ def train(name: str, steps: int, cp) -> None:
 def throughput(name: str, steps: int, warmup: int, repeats: int, cp) -> float:
     """Rounds of timed steps of handgrad (CuPy) and PyTorch (CUDA); returns the median ratio."""
     bench = BENCHMARKS[name]
-    x, y = bench.make_batch(np.random.default_rng(0), bench.batch_size)
-    handgrad.manual_seed(0)
-    model_hg, model_pt = bench.build_handgrad().to("cuda"), bench.build_torch().cuda()
-    opt_hg = optim.SGD(model_hg.parameters(), lr=bench.lr, momentum=0.9)
-    opt_pt = torch.optim.SGD(model_pt.parameters(), lr=bench.lr, momentum=0.9)
-    xt, yt = torch.from_numpy(x).cuda(), torch.from_numpy(y.astype(np.int64)).cuda()
-    run_hg = partial(compare.handgrad_steps, model_hg, bench.build_loss(), opt_hg,
-                     to_device(x, "cuda"), to_device(y, "cuda"))
-    run_pt = partial(compare.torch_steps, model_pt, opt_pt, xt, yt)
 
     def seconds(run, sync, n):
         sync()
@@ -102,17 +83,20 @@ def throughput(name: str, steps: int, warmup: int, repeats: int, cp) -> float:
         sync()
         return time.perf_counter() - start
 
-    sync_hg, sync_pt = cp.cuda.Device().synchronize, torch.cuda.synchronize
-    seconds(run_hg, sync_hg, warmup)
-    seconds(run_pt, sync_pt, warmup)
-    ratios = []
-    print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, float32")
-    for r in range(repeats):
-        hg = steps * bench.batch_size / seconds(run_hg, sync_hg, steps)
-        pt = steps * bench.batch_size / seconds(run_pt, sync_pt, steps)
-        ratios.append(hg / pt)
-        print(f"  round {r + 1}: handgrad/CuPy {hg:12,.0f} {bench.unit}/s   PyTorch/CUDA {pt:12,.0f} "
-              f"{bench.unit}/s   ratio {hg / pt:.3f}")
+    with ExitStack() as stack:
+        run_hg, _ = compare.handgrad_side(bench, 1, False, stack, device="cuda")
+        run_pt = compare.torch_side(bench, False, device="cuda")
+        sync_hg, sync_pt = cp.cuda.Device().synchronize, torch.cuda.synchronize
+        seconds(run_hg, sync_hg, warmup)
+        seconds(run_pt, sync_pt, warmup)
+        ratios = []
+        print(f"{name}: batch {bench.batch_size}, {steps} steps x {repeats} rounds, float32")
+        for r in range(repeats):
+            hg = steps * bench.batch_size / seconds(run_hg, sync_hg, steps)
+            pt = steps * bench.batch_size / seconds(run_pt, sync_pt, steps)
+            ratios.append(hg / pt)
+            print(f"  round {r + 1}: handgrad/CuPy {hg:12,.0f} {bench.unit}/s   PyTorch/CUDA {pt:12,.0f} "
+                  f"{bench.unit}/s   ratio {hg / pt:.3f}")
     median = statistics.median(ratios)
     print(f"  {name}: median ratio handgrad/pytorch on the GPU = {median:.3f}")
     return median

@@ -53,13 +53,18 @@ class RandomFlip(t.Module):
         return torch.where(flips[:, None, None, None], x.flip(-1), x)
 
 
-def cnn():
+def cnn(flip: bool = True):
     """handgrad.models.cnn()'s twin: flips, three conv/BN/ReLU/pool blocks, dropout."""
-    layers, channels = [RandomFlip()], 1
+    layers, channels = [RandomFlip()] if flip else [], 1
     for w in (16, 32, 64):
         layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
         channels = w
     return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+
+
+def cnn_no_flip():
+    """handgrad.models.cnn(flip=False)'s twin (for the GPU comparison)."""
+    return cnn(flip=False)
 
 
 def char_lstm():
