@@ -102,3 +102,45 @@ def test_repr_shows_the_tree():
     text = repr(nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.1)))
     assert "(0): Linear(in_features=2, out_features=3, bias=True)" in text
     assert "(1): LeakyReLU(negative_slope=0.1)" in text
+
+
+def test_no_grad_keeps_nothing_for_backward_and_says_so():
+    model = handgrad.models.lenet5()
+    model.eval()
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    expected = model(x)
+    assert handgrad.is_grad_enabled()
+    with handgrad.no_grad():
+        assert not handgrad.is_grad_enabled()
+        out = model(x)
+    assert handgrad.is_grad_enabled()
+    np.testing.assert_array_equal(out, expected)
+    assert not any("_cache" in vars(m) for _, m in model.named_modules())
+    with pytest.raises(RuntimeError, match=r"^Linear\.backward: no forward pass to go back through .*no_grad"):
+        model.backward(np.ones_like(out))
+    model(x)  # outside no_grad again: backward works
+    model.backward(np.ones_like(out))
+
+
+def test_no_grad_is_undone_by_an_exception_and_nests():
+    with pytest.raises(ValueError):
+        with handgrad.no_grad():
+            raise ValueError
+    assert handgrad.is_grad_enabled()
+    with handgrad.no_grad():
+        with handgrad.no_grad():
+            pass
+        assert not handgrad.is_grad_enabled()
+    assert handgrad.is_grad_enabled()
+
+
+def test_evaluation_and_prediction_leave_no_backward_caches():
+    from handgrad.train import evaluate, predict_logits
+
+    model, loss = handgrad.models.cnn(), nn.CrossEntropyLoss()
+    x = np.random.default_rng(1).random((10, 1, 28, 28), dtype=np.float32)
+    y = np.arange(10)
+    loss(model(x), y)  # a training pass: caches everywhere
+    predict_logits(model, x, batch_size=4)
+    evaluate(model, loss, (x, y), batch_size=4)
+    assert [name for name, m in model.named_modules() if "_cache" in vars(m)] == []

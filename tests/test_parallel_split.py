@@ -220,3 +220,22 @@ def test_the_trainers_evaluations_share_their_batches_too(monkeypatch):
     trainer.fit()
     # eval at start (train subset, val), 2 steps, eval after the epoch (train subset, val), the test set
     assert modes == [False, False, True, True, False, False, False]
+
+
+class GradFlag(nn.Module):
+    """Outputs, for every row, whether the process that computed it keeps caches for backward."""
+
+    def forward(self, x):
+        return np.full((len(x), 1), float(handgrad.is_grad_enabled()))
+
+    def backward(self, dout):
+        return None
+
+
+def test_workers_keep_nothing_for_backward_when_the_caller_is_under_no_grad():
+    with DataParallel(nn.Sequential(GradFlag()), 2) as net:
+        x = np.zeros((40, 3))
+        np.testing.assert_array_equal(net(x), np.ones((40, 1)))
+        with handgrad.no_grad():
+            np.testing.assert_array_equal(net(x), np.zeros((40, 1)))
+        assert len(multiprocessing.active_children()) == 1  # the worker computed rows of both passes

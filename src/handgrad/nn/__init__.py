@@ -5,7 +5,7 @@ from .dropout import Dropout, Dropout2d
 from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
-from .module import Module, Parameter, Sequential, Stateful
+from .module import Module, Parameter, Sequential, Stateful, is_grad_enabled, no_grad, set_grad_enabled
 from .embedding import Embedding
 from .recurrent import GRU, LSTM, RNN, AttentionRNN, GatedRNN
 from .temporal_loss import TemporalCrossEntropyLoss

@@ -27,6 +27,7 @@ attributes read by :mod:`handgrad.parallel` (never a list of classes):
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -55,6 +56,35 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+_keep_for_backward = True  # False inside no_grad()
+
+
+@contextmanager
+def set_grad_enabled(mode: bool):
+    """Inside, forward passes keep what backward needs (``mode`` True) or not
+    (False, see :func:`no_grad`); the previous mode comes back afterwards."""
+    global _keep_for_backward
+    before, _keep_for_backward = _keep_for_backward, bool(mode)
+    try:
+        yield
+    finally:
+        _keep_for_backward = before
+
+
+def no_grad():
+    """Forward passes inside keep nothing for a backward pass, as ``torch.no_grad()``:
+    every module drops the cache its backward would need as soon as its forward
+    returns. For inference (evaluation and prediction use it): a layer's cache
+    (a convolution's im2col columns, say) would otherwise stay alive until the
+    layer's next forward, so that each large batch had to be given fresh memory."""
+    return set_grad_enabled(False)
+
+
+def is_grad_enabled() -> bool:
+    """False inside :func:`no_grad`."""
+    return _keep_for_backward
 
 
 class Module:
@@ -101,7 +131,17 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        if not _keep_for_backward:
+            self.__dict__.pop("_cache", None)  # what backward would need (see no_grad)
+        return out
+
+    def __getattr__(self, name):
+        # only reached when ``name`` is not there: say why a backward has nothing to go back through
+        if name == "_cache":
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to go back through (none ran, "
+                               f"or it ran under handgrad.no_grad(), which keeps nothing for backward)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- traversal ---------------------------------------------------------
     def named_modules(self, prefix: str = ""):

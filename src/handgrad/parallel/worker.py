@@ -25,6 +25,7 @@ import traceback
 
 import numpy as np
 
+from ..nn import is_grad_enabled, set_grad_enabled
 from .lifetime import WATCH_EVERY, die_with_parent, parent_gone
 from .shard import set_shards, split_layers
 from .shared import Box, SharedArrays
@@ -71,7 +72,7 @@ def _allreduce(conn, parent_pid: int):
 
 
 def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
-    _, x_message, state, training, errstate, rows, seeds = job
+    _, x_message, state, training, keep_for_backward, errstate, rows, seeds = job
     if model.training != training:
         model.train(training)
     for (_, b), shared in zip(model.named_buffers(), buffers.arrays):
@@ -80,7 +81,8 @@ def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
     carry = model.carries_state and training
     if carry:
         model.set_state(state)
-    with np.errstate(**errstate):
+    # the caller's mode, not the one this process was forked in
+    with np.errstate(**errstate), set_grad_enabled(keep_for_backward):
         out = model(inbox.take(x_message))
     return ("out", iobox.put(out), model.get_state() if carry else None)
 
@@ -150,7 +152,7 @@ class Worker:
         theirs.close()
 
     def forward(self, x, state, training: bool, rows, seeds) -> None:
-        self._send(("forward", self.inbox.put(x), state, training, np.geterr(), rows, seeds))
+        self._send(("forward", self.inbox.put(x), state, training, is_grad_enabled(), np.geterr(), rows, seeds))
 
     def backward(self, dout) -> None:
         self._send(("backward", self.iobox.put(dout), np.geterr()))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module, to_host, to_scalar
+from ..nn import no_grad
 from ..data.loader import BatchSource
 
 
@@ -58,11 +59,15 @@ def _outputs(model, inputs, batch_size: int, progress=None):
     if isinstance(inputs, BatchSource) and inputs.continues:
         state = None
         for xb in batches:
-            yield model(put(xb), state)
+            with no_grad():
+                out = model(put(xb), state)
+            yield out
             state = model.final_state
     else:
         for xb in batches:
-            yield model(put(xb))
+            with no_grad():
+                out = model(put(xb))
+            yield out
 
 
 def _labels(data, batch_size: int):
