@@ -35,9 +35,9 @@ from handgrad import optim  # noqa: E402
 from handgrad.backend import device_module, to_device  # noqa: E402
 
 
-# without the random flips, which the twin has on the CPU only
+# without the random flips and shifts, which the twin has on the CPU only
 BENCHMARKS = {**compare.BENCHMARKS, "cnn": replace(compare.BENCHMARKS["cnn"], torch_twin="cnn_no_flip",
-                                                    build_handgrad=partial(handgrad.models.cnn, flip=False))}
+                                                    build_handgrad=partial(handgrad.models.cnn, flip=False, shift=0))}
 MODELS = ["mlp", "lenet5", "small_cnn", "cnn", "char_lstm"]
 
 

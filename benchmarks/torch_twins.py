@@ -43,19 +43,31 @@ def small_cnn():
     )
 
 
-class RandomFlip(t.Module):
-    """handgrad's RandomShiftFlip(shift=0): each image flipped left-right with probability 1/2."""
+class RandomShiftFlip(t.Module):
+    """handgrad's RandomShiftFlip: each image flipped left-right with probability 1/2 and
+    moved by up to ``shift`` pixels each way, zeros filling in (training mode only)."""
+
+    def __init__(self, shift: int = 1, flip: bool = True):
+        super().__init__()
+        self.shift, self.flip = shift, flip
 
     def forward(self, x):
         if not self.training:
             return x
-        flips = torch.rand(len(x)) < 0.5
-        return torch.where(flips[:, None, None, None], x.flip(-1), x)
+        n, _, h, w = x.shape
+        s = self.shift
+        if self.flip:
+            x = torch.where((torch.rand(n) < 0.5)[:, None, None, None], x.flip(-1), x)
+        rows = s + torch.randint(-s, s + 1, (n, 1)) + torch.arange(h)
+        cols = s + torch.randint(-s, s + 1, (n, 1)) + torch.arange(w)
+        padded = t.functional.pad(x, (s, s, s, s))
+        return padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
+                      rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def cnn(flip: bool = True):
-    """handgrad.models.cnn()'s twin: flips, three conv/BN/ReLU/pool blocks, dropout."""
-    layers, channels = [RandomFlip()] if flip else [], 1
+def cnn(flip: bool = True, shift: int = 1):
+    """handgrad.models.cnn()'s twin: flips and shifts, three conv/BN/ReLU/pool blocks, dropout."""
+    layers, channels = [RandomShiftFlip(shift, flip)] if flip or shift else [], 1
     for w in (16, 32, 64):
         layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
         channels = w
@@ -63,8 +75,8 @@ def cnn(flip: bool = True):
 
 
 def cnn_no_flip():
-    """handgrad.models.cnn(flip=False)'s twin (for the GPU comparison)."""
-    return cnn(flip=False)
+    """handgrad.models.cnn(flip=False, shift=0)'s twin (for the GPU comparison)."""
+    return cnn(flip=False, shift=0)
 
 
 def char_lstm():
