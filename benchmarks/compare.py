@@ -26,7 +26,8 @@ the per-step overhead).
 ``--eval`` times inference instead: predictions of a batch (``--batch-size 1000``
 for the evaluation target) in eval mode, as ``handgrad evaluate`` and ``predict``
 make them, against PyTorch's eval mode under ``torch.no_grad()``. ``--memory``
-then runs each library alone in a fresh process (the other never imported) for
+then runs each library alone in a fresh process (PyTorch's side imports
+handgrad too, handgrad's never imports PyTorch) for
 the same steps and prints both peak resident set sizes; handgrad's workers are
 forked processes, and the total counts the pages they share with the main
 process once per process, so it overstates handgrad's use.
@@ -196,8 +197,8 @@ def compare(name: str, args) -> float:
 
 
 def peak_memory(name: str, args) -> None:
-    """Each library in a fresh process of its own (the other never imported), running
-    the same steps; prints both peak resident set sizes."""
+    """Each library in a fresh process of its own (handgrad's never imports PyTorch),
+    running the same steps; prints both peak resident set sizes."""
     common = [name, "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers)]
     if args.batch_size is not None:
         common += ["--batch-size", str(args.batch_size)]

@@ -39,13 +39,14 @@ def main(argv=None) -> int:
         total = time.perf_counter() - start
     phases = dict(result["seconds"])
     phases["everything else (data, model, report, plots)"] = total - sum(phases.values())
-    cfg = result["config"]
+    cfg, accuracy = result["config"], result["test_accuracy"]
     print(f"{cfg['model']} on {cfg['data']}, {cfg['epochs']} epoch(s) of batch {cfg['batch_size']}, "
-          f"workers {cfg['workers']}: {total:.1f} s, final test accuracy {result['test_accuracy']:.4f}")
+          f"workers {cfg['workers']}: {total:.1f} s, test accuracy "
+          f"{'(no test set)' if accuracy is None else f'{accuracy:.4f}'}")
     width = max(map(len, phases))
     for phase, seconds in phases.items():
         print(f"  {phase:<{width}}  {seconds:8.1f} s  {100 * seconds / total:5.1f}%")
-    overhead = total - phases["training steps"]
+    overhead = total - phases.get("training steps", 0.0)
     print(f"  {'overhead (all but the steps)':<{width}}  {overhead:8.1f} s  {100 * overhead / total:5.1f}%")
     return 0
 

@@ -27,7 +27,7 @@ from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import compare  # noqa: E402  (benchmarks/compare.py: the PyTorch twins of the zoo models)
+import compare  # noqa: E402  (benchmarks/compare.py: the zoo's benchmarks, their twins in torch_twins.py)
 import handgrad  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

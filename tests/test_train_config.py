@@ -115,3 +115,16 @@ def test_resume_accepts_the_same_model_kwargs_and_rejects_different_ones(tmp_pat
     with pytest.raises(ConfigError, match="'model_kwargs' differs"):
         train_from_config({**config, "epochs": 3, "model_kwargs": {"hidden": [9]}}, out_dir=tmp_path / "run",
                           resume=True)
+
+
+def test_the_run_record_names_every_model_argument_defaults_included(tmp_path):
+    import inspect
+
+    from handgrad.models import cnn
+
+    train_from_config({**TINY, "model": "cnn", "epochs": 1, "model_kwargs": {"hidden": 12}}, out_dir=tmp_path / "run")
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["model_kwargs"]
+    defaults = {k: p.default for k, p in inspect.signature(cnn).parameters.items() if k != "rng"}
+    assert set(recorded) == set(defaults)
+    assert recorded["hidden"] == 12 and recorded["shift"] == defaults["shift"]  # given, and the builder's
+    assert recorded["input_shape"] == [1, 8, 8] and recorded["num_classes"] == 10  # from the data

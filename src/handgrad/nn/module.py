@@ -63,8 +63,10 @@ _keep_for_backward = True  # False inside no_grad()
 
 @contextmanager
 def set_grad_enabled(mode: bool):
-    """Inside, forward passes keep what backward needs (``mode`` True) or not
-    (False, see :func:`no_grad`); the previous mode comes back afterwards."""
+    """A context manager (``with set_grad_enabled(False): ...``; called on its own
+    it changes nothing): inside, forward passes keep what backward needs
+    (``mode`` True) or not (False, see :func:`no_grad`); the previous mode comes
+    back afterwards."""
     global _keep_for_backward
     before, _keep_for_backward = _keep_for_backward, bool(mode)
     try:
@@ -137,10 +139,11 @@ class Module:
         return out
 
     def __getattr__(self, name):
-        # only reached when ``name`` is not there: say why a backward has nothing to go back through
+        # only reached when ``name`` is not there (an AttributeError, so hasattr stays
+        # False): say why a backward has nothing to go back through
         if name == "_cache":
-            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to go back through (none ran, "
-                               f"or it ran under handgrad.no_grad(), which keeps nothing for backward)")
+            raise AttributeError(f"{type(self).__name__}.backward: no forward pass to go back through (none ran, "
+                                 f"or it ran under handgrad.no_grad(), which keeps nothing for backward)")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- traversal ---------------------------------------------------------

@@ -194,7 +194,7 @@ class Worker:
     def _died(self):
         self.process.join(timeout=5)
         raise ParallelError(f"data-parallel worker {self.index} died (exit code {self.process.exitcode}) "
-                            f"during a training step")
+                            f"during a forward or backward pass (killed for memory? try a smaller batch)")
 
     def stop(self) -> None:
         """Ask the process to end, wait for it (killing it after 5 s), close the pipe."""

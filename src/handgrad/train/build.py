@@ -133,9 +133,11 @@ def split_data(cfg, dataset, stateful: bool = False):
 
 
 def model_kwargs(cfg, dataset) -> dict:
-    """The builder's keyword arguments: the config's ``model_kwargs`` plus the
-    input size and number of classes taken from the data set where the builder
-    accepts them. An argument the builder does not take is a ConfigError."""
+    """The builder's keyword arguments, all of them: the config's ``model_kwargs``,
+    the input size and number of classes taken from the data set where the builder
+    accepts them, and every other argument at the builder's default (so the run
+    record names each value used, and a later change of a default cannot change a
+    resumed or reproduced run). An argument the builder does not take is a ConfigError."""
     from ..models import MODELS
 
     params = inspect.signature(MODELS[cfg["model"]]).parameters
@@ -149,6 +151,9 @@ def model_kwargs(cfg, dataset) -> dict:
     for name, from_dataset in _FROM_DATASET.items():
         if name in params and name not in kwargs:
             kwargs[name] = from_dataset(dataset)
+    for name, p in params.items():
+        if name != "rng" and name not in kwargs and p.default is not inspect.Parameter.empty:
+            kwargs[name] = p.default
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 

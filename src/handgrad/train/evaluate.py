@@ -126,7 +126,8 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
         for out, yb in zip(_outputs(model, inputs, batch_size, progress), _labels(data, batch_size)):
             if not to_scalar(array_module(out).isfinite(out).all()):
                 return {"loss": float("nan"), "accuracy": float("nan"), "non_finite": True}
-            batch_loss = loss.forward(out, put(yb))
+            with no_grad():  # nothing kept for a backward pass
+                batch_loss = loss(out, put(yb))
             labels = to_host(yb)
             weight = len(labels) if arrays else labels.size
             total_loss += batch_loss if summed else batch_loss * weight

@@ -147,9 +147,10 @@ class Trainer:
         device: ``'cpu'`` or ``'cuda'`` (CuPy): the model moves there, and each batch
             is moved there when it is trained on; the loss value, metrics and
             checkpoints always come back to the host.
-        workers: processes that share each training batch (see
+        workers: processes that share each batch, of training and of evaluation (see
             :mod:`handgrad.parallel`); ``"auto"`` (default): one per usable core when
-            the model can be split (every zoo model on the CPU), else 1.
+            the model can be split and gains from it (every zoo model but the MLP,
+            on the CPU), else 1.
     """
 
     def __init__(self, model, loss, optimizer, train_data, val_data=None, *, epochs, batch_size,
@@ -220,13 +221,14 @@ class Trainer:
         self.test_loss = None
         self.test_predictions = None
         self._epoch_start_loader_state = None
-        self.seconds = Counter()  # wall time of this fit() by phase: where a run's time goes
+        self.seconds = Counter()  # wall time of the last fit() by phase: where a run's time goes
 
     # -- the loop ------------------------------------------------------------
     def fit(self, resume_from=None) -> dict:
         """Train; returns the history. With ``resume_from`` (a checkpoint file), continue
         the run saved there exactly as if it had never stopped."""
         self.model.to(self.device)
+        self.seconds.clear()
         if resume_from is not None:
             self._restore(load_checkpoint(resume_from))
         elif self.seed is not None:
