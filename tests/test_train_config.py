@@ -128,3 +128,14 @@ def test_the_run_record_names_every_model_argument_defaults_included(tmp_path):
     assert set(recorded) == set(defaults)
     assert recorded["hidden"] == 12 and recorded["shift"] == defaults["shift"]  # given, and the builder's
     assert recorded["input_shape"] == [1, 8, 8] and recorded["num_classes"] == 10  # from the data
+
+
+def test_a_run_of_e_epochs_is_the_first_e_epochs_of_a_longer_one():
+    """What lets one long run stand for the shorter settings of an epochs axis
+    (experiments/search_table.py): same seed, same shuffles, the same per-epoch decay."""
+    config = {**TINY, "optimizer": "sgd", "lr": 0.05, "lr_decay": 0.9, "eval_test": True}
+    short, long = train_from_config({**config, "epochs": 2}), train_from_config({**config, "epochs": 4})
+    steps = len(short["history"]["iteration_loss"])
+    assert long["history"]["iteration_loss"][:steps] == short["history"]["iteration_loss"]
+    assert long["history"]["eval"][:2] == short["history"]["eval"]
+    assert short["final_test_accuracy"] == short["history"]["eval"][-1]["test_acc"]

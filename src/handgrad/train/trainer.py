@@ -399,7 +399,8 @@ class Trainer:
             "carried_state": self.model.get_state() if self.model.carries_state else None,
             "rng": rng_state(),
             "best_model": self.best_state,
-            "history": self.history,
+            # one float per step: an array is stored as binary, not as JSON text rewritten at every checkpoint
+            "history": {**self.history, "iteration_loss": np.asarray(self.history["iteration_loss"], np.float64)},
             "config": self.config,
             "counters": {
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -440,7 +441,8 @@ class Trainer:
             self.model.set_state(state["carried_state"])
         set_rng_state(state["rng"])
         self.best_state = state["best_model"]
-        self.history = state["history"]
+        self.history = {**state["history"],
+                        "iteration_loss": np.asarray(state["history"]["iteration_loss"], np.float64).tolist()}
         c = state["counters"]
         self.epoch, self.batch_in_epoch = c["epoch"], c["batch_in_epoch"]
         self.iteration, self.samples = c["iteration"], c["samples"]
