@@ -146,3 +146,24 @@ def test_search_smoke_runs_through_handgrad_sweep(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(r["seeds_finished"] == "1" for r in rows)
     assert (tmp_path / "out" / "best_run" / "model.npz").is_file()
+
+
+def test_the_search_table_from_the_longest_runs_equals_the_shorter_runs_themselves(tmp_path):
+    """experiments/search_table.py reads the 30- and 50-epoch rows out of the 80-epoch
+    runs; at toy size, the rows it reads equal what runs of those lengths report."""
+    from handgrad.train.run import train_from_config
+
+    text = (EXPERIMENTS / "search_smoke.toml").read_text()
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(text.replace("lr = 1e-4", "lr = 0.05").replace("epochs = [1]", "epochs = [1, 3]"))
+    handgrad("sweep", str(spec_file), "--out", "out", "--set", "epochs=3", "--set", "eval_test=true", cwd=tmp_path)
+    table = subprocess.run([sys.executable, str(EXPERIMENTS / "search_table.py"), "out", "--spec", str(spec_file)],
+                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout.splitlines()[2:]
+    cells = [[c.strip("* ") for c in line.strip("|").split("|")] for line in table]
+    assert [(c[0], c[2]) for c in cells] == [("[16]", "1"), ("[16]", "3"), ("[32]", "1"), ("[32]", "3")]
+    config = read_toml(spec_file)["config"]
+    for c in cells:
+        run = train_from_config({**config, "model_kwargs": {**config["model_kwargs"], "hidden": json.loads(c[0])},
+                                 "batch_size": int(c[1]), "epochs": int(c[2]), "eval_test": True})
+        assert [float(v) for v in c[3:]] == [round(run["best_val_accuracy"], 4), round(run["test_accuracy"], 4),
+                                            round(run["final_test_accuracy"], 4)]
