@@ -184,7 +184,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     from handgrad.train import load_checkpoint
 
     ref_state, state = load_checkpoint(reference / "checkpoint.npz"), load_checkpoint(run / "checkpoint.npz")
-    assert state["history"]["iteration_loss"] == ref_state["history"]["iteration_loss"]
+    assert np.array_equal(state["history"]["iteration_loss"], ref_state["history"]["iteration_loss"])
     for name in ref_state["model"]:
         assert np.array_equal(ref_state["model"][name], state["model"][name]), name
 
