@@ -110,7 +110,7 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
     handgrad.manual_seed(0)
     model, criterion = bench.build_handgrad().to(device), bench.build_loss()
     opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
-    workers = resolve_workers(model, workers) if device == "cpu" else 1
+    workers = resolve_workers(model, workers)  # "auto" is 1 off the CPU
     net = stack.enter_context(DataParallel(model, workers)) if workers > 1 else model
 
     def train(steps: int) -> float:

@@ -42,3 +42,16 @@ class CharLSTMTwin(torch.nn.Module):
 
     def forward(self, x):
         return self.decoder(self.lstm(self.embedding(x))[0])
+
+
+def torch_twins():
+    """benchmarks/torch_twins.py: the zoo models built in PyTorch (one definition for the
+    benchmarks and the tests)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "torch_twins.py"
+    spec = importlib.util.spec_from_file_location("torch_twins", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -10,22 +10,7 @@ import torch.nn as tn
 import handgrad
 from handgrad.models import MODELS, get_model, lenet5, mlp, small_cnn
 from handgrad.nn import CrossEntropyLoss
-from oracle import assert_close, assert_grads_match, copy_weights, t
-
-
-def torch_lenet5():
-    return tn.Sequential(
-        tn.Conv2d(1, 6, 5), tn.ReLU(), tn.MaxPool2d(2), tn.Conv2d(6, 16, 5), tn.ReLU(), tn.MaxPool2d(2),
-        tn.Flatten(), tn.Linear(256, 120), tn.ReLU(), tn.Linear(120, 84), tn.ReLU(), tn.Linear(84, 10),
-    )
-
-
-def torch_small_cnn():
-    return tn.Sequential(
-        tn.Conv2d(1, 8, 3, padding="same"), tn.ReLU(), tn.MaxPool2d(2),
-        tn.Conv2d(8, 8, 3, padding="same"), tn.ReLU(), tn.MaxPool2d(2),
-        tn.Flatten(), tn.Linear(392, 32), tn.ReLU(), tn.Linear(32, 10),
-    )
+from oracle import assert_close, assert_grads_match, copy_weights, t, torch_twins
 
 
 def torch_mlp():
@@ -33,8 +18,8 @@ def torch_mlp():
 
 
 @pytest.mark.parametrize("ours,theirs", [
-    (lambda: lenet5(input_grad=True, rng=0), torch_lenet5),
-    (lambda: small_cnn(input_grad=True, rng=0), torch_small_cnn),
+    (lambda: lenet5(input_grad=True, rng=0), lambda: torch_twins().lenet5()),
+    (lambda: small_cnn(input_grad=True, rng=0), lambda: torch_twins().small_cnn()),
     (lambda: mlp(hidden=[64, 32], activation="tanh", input_grad=True, rng=0), torch_mlp),
 ])
 def test_model_forward_and_backward_equal_torch(ours, theirs):

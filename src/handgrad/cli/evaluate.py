@@ -73,8 +73,8 @@ def predict_batched(model, X, batch_size: int, progress=None):
     from ..parallel import DataParallel, resolve_workers
     from ..train.evaluate import predict
 
-    on_cpu = all(isinstance(p.data, np.ndarray) for p in model.parameters())
-    workers = resolve_workers(model, "auto") if on_cpu and isinstance(X, np.ndarray) else 1
+    # "auto" is 1 for a model off the CPU (see check_parallel); streams carry their state here
+    workers = resolve_workers(model, "auto") if isinstance(X, np.ndarray) else 1
     try:
         with DataParallel(model, workers) as net:
             return predict(net if workers > 1 else model, X, batch_size, progress)
