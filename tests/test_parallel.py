@@ -231,6 +231,17 @@ def test_an_exception_in_a_worker_is_reported_with_its_traceback():
     assert not multiprocessing.active_children()
 
 
+def test_a_worker_failing_before_an_exchange_is_reported_while_the_caller_waits_for_its_sums():
+    # the caller reaches batch norm's exchange and gets the worker's error instead of its partial sums
+    x = np.ones((4, 3), dtype=np.float32)
+    x[0] = -100
+    model = nn.Sequential(Boom(), nn.BatchNorm1d(3))
+    with DataParallel(model, 2) as parallel:
+        with pytest.raises(ParallelError, match="(?s)worker 1 failed.*negative first row"):
+            parallel(x)
+    assert not multiprocessing.active_children()
+
+
 def shm_files(pid):
     """The /dev/shm files process ``pid`` maps (its shared memory with a name)."""
     with open(f"/proc/{pid}/maps") as f:

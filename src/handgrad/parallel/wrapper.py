@@ -159,7 +159,7 @@ class DataParallel:
         added in row order; every worker is sent the total."""
         total = None
         for worker in self._team:
-            part = worker.partial()
+            part = worker.partial(mine)
             total = part.copy() if total is None else total + part
         total = total + mine
         for worker in self._team:
