@@ -123,6 +123,25 @@ def test_no_grad_keeps_nothing_for_backward_and_says_so():
     model.backward(np.ones_like(out))
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_an_lstm_under_no_grad_computes_the_same_and_keeps_nothing(training):
+    # training mode reads the ids through the fused embedding kernel, eval mode runs
+    # Embedding then LSTM: both kernels skip what only backward needs under no_grad
+    model = handgrad.models.char_lstm(vocab_size=20, hidden_size=16, embedding_dim=12)
+    model.train(training)
+    x = np.random.default_rng(2).integers(0, 20, size=(5, 7))
+    expected_direct = model.lstm(model.embedding(x))[0]
+    expected = model(x)
+    with handgrad.no_grad():
+        out = model(x)
+        call_direct = model.lstm.forward(model.embedding(x))[0]  # forward itself, not through __call__
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(call_direct, expected_direct)
+    assert [name for name, m in model.named_modules() if "_cache" in vars(m)] == []
+    with pytest.raises(AttributeError, match=r"^LSTM\.backward: no forward pass to go back through"):
+        model.lstm.backward(np.ones_like(call_direct))
+
+
 def test_no_grad_is_undone_by_an_exception_and_nests():
     with pytest.raises(ValueError):
         with handgrad.no_grad():

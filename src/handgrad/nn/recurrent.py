@@ -40,7 +40,7 @@ from ..ops.gated import gated_rnn_backward, gated_rnn_forward
 from ..ops.gru import gru_backward, gru_forward
 from ..ops.lstm import lstm_backward, lstm_embedding_backward, lstm_embedding_forward, lstm_forward
 from ..ops.rnn import rnn_backward, rnn_forward
-from .module import Module, Parameter
+from .module import Module, Parameter, is_grad_enabled
 
 
 def _check_sequence(layer, x, input_size):
@@ -137,7 +137,10 @@ class _Stacked(Module):
             for i in range(self.state_parts):
                 finals[i].append(seq[i][:, -1])
             caches.append(cache)
-        self._cache = (caches, seq.shape)
+        if is_grad_enabled():
+            self._cache = (caches, seq.shape)
+        else:  # the kernels kept nothing (see no_grad): a backward says so clearly
+            self.__dict__.pop("_cache", None)
         xp = array_module(out)
         return out, self._pack([xp.stack(f) for f in finals])
 
@@ -238,14 +241,16 @@ class LSTM(_Stacked):
             embedding.backward(super().backward(dout, dstate))
         return None
 
+    # without a backward to come (no_grad), the kernels keep nothing for it
     def _kernel_forward(self, x, state, params):
-        return lstm_forward(x, state[0], state[1], *params)
+        return lstm_forward(x, state[0], state[1], *params, keep=is_grad_enabled())
 
     def _kernel_backward(self, dseq, cache):
         return lstm_backward(dseq, cache)
 
     def _embedding_kernel_forward(self, ids, state, params):
-        return lstm_embedding_forward(ids, self._embedded[0].weight.data, state[0], state[1], *params)
+        return lstm_embedding_forward(ids, self._embedded[0].weight.data, state[0], state[1], *params,
+                                      keep=is_grad_enabled())
 
 
 class GRU(_Stacked):
