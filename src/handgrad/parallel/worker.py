@@ -9,7 +9,7 @@ Messages through the pipe (arrays through the worker's two boxes, see
      rows, seeds)
     ("backward", dout message, errstate)                ("grads",)   gradients in the shared block
     SUMS + total's bytes                                SUMS + partial sums' bytes   within a pass
-    None: stop                                          ("error", traceback text)
+    None: stop                                          ("error", traceback text, out of memory?)
 
 Messages are pickled, except the exchanges' sums: both sides know their shape
 and dtype (those of their own partial sums), so they travel as raw bytes behind
@@ -28,6 +28,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import time
 import traceback
 
@@ -154,7 +155,7 @@ def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays
             else:
                 answer = _backward(model, job, iobox)
         except BaseException:
-            answer = ("error", traceback.format_exc())
+            answer = ("error", traceback.format_exc(), isinstance(sys.exc_info()[1], MemoryError))
         try:
             conn.send(answer)
         except OSError:  # the caller is gone
@@ -226,6 +227,8 @@ class Worker:
                 return sums
         answer = pickle.loads(data)
         if answer[0] == "error":
+            if answer[2]:  # a MemoryError, as the caller's own share would raise it
+                raise MemoryError(f"in data-parallel worker {self.index}: {answer[1].strip().splitlines()[-1]}")
             raise ParallelError(f"data-parallel worker {self.index} failed:\n{answer[1]}")
         if sums_like is not None:
             raise ParallelError(f"data-parallel worker {self.index} answered {answer[0]!r} instead of its sums")
