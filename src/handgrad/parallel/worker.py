@@ -28,7 +28,6 @@ import os
 import pickle
 import select
 import signal
-import sys
 import time
 import traceback
 
@@ -40,7 +39,7 @@ from .shard import set_shards, split_layers
 from .shared import Box, SharedArrays
 
 SPIN = 0.005  # seconds a process polls for its next message before it sleeps
-SUMS = b"S"  # the tag of an exchange's raw sums (a pickle starts with b"\\x80")
+SUMS = b"S"  # the tag of an exchange's raw sums (a pickle starts with b"\x80")
 
 
 class ParallelError(RuntimeError):
@@ -154,8 +153,8 @@ def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays
                 answer = _forward(model, job, inbox, iobox, buffers, allreduce)
             else:
                 answer = _backward(model, job, iobox)
-        except BaseException:
-            answer = ("error", traceback.format_exc(), isinstance(sys.exc_info()[1], MemoryError))
+        except BaseException as exc:
+            answer = ("error", traceback.format_exc(), isinstance(exc, MemoryError))
         try:
             conn.send(answer)
         except OSError:  # the caller is gone
