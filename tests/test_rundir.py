@@ -210,3 +210,36 @@ def test_sigkill_and_resume_is_bitwise_the_uninterrupted_run_with_workers(tmp_pa
     expected, _ = read_npz(reference / "model.npz")
     arrays, _ = read_npz(run / "model.npz")
     assert all(np.array_equal(expected[k], arrays[k]) for k in expected)
+
+
+def test_only_a_run_stopped_before_saving_anything_is_cleared_for_a_fresh_start(tmp_path, finished):
+    from handgrad.train.rundir import clear_unsaved_run
+
+    def unsaved(name):
+        run = tmp_path / name
+        (run / "plots").mkdir(parents=True)
+        for file in ("config.json", "config.toml", "metrics.jsonl", "plots/loss.png"):
+            (run / file).write_bytes((finished / "config.json").read_bytes())
+        return run
+
+    cleared = unsaved("cleared")
+    clear_unsaved_run(cleared)
+    assert set(files_of(cleared)) <= {".lock"} and not (cleared / "plots").exists()
+
+    before = files_of(finished)  # a checkpoint and a model: resumable, kept
+    clear_unsaved_run(finished)
+    assert files_of(finished) == before
+
+    held = unsaved("held")  # another process holds it: it may be running there
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(held / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = files_of(held)
+        clear_unsaved_run(held)
+        assert files_of(held) == before
+    finally:
+        holder.kill()
+        holder.wait()

@@ -240,6 +240,37 @@ def test_resume_skips_finished_runs_and_retries_failed_ones(tmp_path):
     assert (changed["executed"], changed["skipped"], changed["failures"]) == (2, 2, [])
 
 
+def test_a_training_run_that_a_sweep_left_unfinished_continues_as_if_never_stopped(tmp_path):
+    from handgrad.io import read_npz
+    from handgrad.sweep.runner import _run_dir
+    from handgrad.train import train_from_config
+
+    spec = {"config": {"data": "digits", "data_fraction": 0.4, "epochs": 3, "batch_size": 32},
+            "sweep": {"seeds": [0], "grid": {"lr": [3e-3]}}}
+    (run,) = expand(spec)
+    run_sweep(spec, tmp_path / "whole", report=False)
+    whole = _run_dir(tmp_path / "whole", run) / "train"
+
+    # stopped after its first epoch's checkpoint (a run of 1 epoch leaves that same checkpoint)
+    killed = _run_dir(tmp_path / "killed", run) / "train"
+    train_from_config({**run.config, "epochs": 1}, out_dir=killed)
+    # stopped before its first checkpoint: only the manifest was written
+    early = _run_dir(tmp_path / "early", run) / "train"
+    early.mkdir(parents=True)
+    for name in ("config.json", "config.toml"):
+        (early / name).write_bytes((whole / name).read_bytes())
+
+    for sweep_dir in ("killed", "early"):
+        summary = run_sweep(spec, tmp_path / sweep_dir, report=False)
+        assert (summary["executed"], summary["failures"]) == (1, [])
+        done = _run_dir(tmp_path / sweep_dir, run) / "train"
+        ours, theirs = read_npz(done / "model.npz")[0], read_npz(whole / "model.npz")[0]
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], theirs[key])
+    assert [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
 def test_missing_extras_give_an_error_naming_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "joblib", None)
     monkeypatch.setitem(sys.modules, "dask.distributed", None)

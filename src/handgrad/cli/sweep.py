@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
                    help="run on this Dask scheduler, e.g. tcp://host:8786 (needs handgrad[dask])")
     p.add_argument("--run", dest="run_fn", metavar="MODULE:FUNCTION",
                    help="the function training one run, called as f(config, out_dir=...) "
-                        "(default handgrad.train:train_from_config)")
+                        "(default handgrad.sweep:train_or_resume: train_from_config, continuing "
+                        "a run an interrupted sweep left unfinished)")
     p.add_argument("--quiet", action="store_true", help="no progress output (runs done, running, failed, time left)")
     p.set_defaults(run=run)
 

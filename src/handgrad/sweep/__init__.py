@@ -9,7 +9,8 @@ The same call runs on a Dask cluster with ``scheduler="tcp://host:8786"`` or
 ``report`` writes the tables, the figures and ``index.html``.
 """
 from .report import write_report
-from .runner import load_runs, load_spec, print_progress, run_sweep
+from .runner import load_runs, load_spec, print_progress, run_sweep, train_or_resume
 from .space import Run, expand, settings
 
-__all__ = ["Run", "expand", "load_runs", "load_spec", "print_progress", "run_sweep", "settings", "write_report"]
+__all__ = ["Run", "expand", "load_runs", "load_spec", "print_progress", "run_sweep", "settings", "train_or_resume",
+           "write_report"]

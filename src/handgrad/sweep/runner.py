@@ -11,8 +11,9 @@ Layout of a sweep directory::
     results.csv, results.md, runs.csv, best.json, curves/, index.html   (see report.py)
 
 A run counts as finished when its ``result.json`` exists; calling ``run_sweep``
-again on the same directory executes only the other runs (resume). A run that
-failed is tried again on the next call. The run id holds a hash of the run's
+again on the same directory executes only the other runs (resume), and the
+default run function continues an interrupted run from its checkpoint
+(:func:`train_or_resume`). A run that failed is tried again on the next call. The run id holds a hash of the run's
 whole config, so after the spec changes only the runs whose config changed are
 executed; runs no longer in the spec stay in ``runs/`` but leave the report.
 """
@@ -46,9 +47,23 @@ def load_spec(path) -> dict:
 
 
 def default_run_fn():
-    from ..train import train_from_config
+    return train_or_resume
 
-    return train_from_config
+
+def train_or_resume(config: dict, out_dir=None) -> dict:
+    """The default run function: :func:`handgrad.train.train_from_config`, except that
+    a run an interrupted sweep left in ``out_dir`` (a kill, a lost worker, Ctrl-C)
+    continues: from its checkpoint, bitwise as if it had never stopped; or, when it
+    was stopped before its first checkpoint and so saved nothing but its manifest,
+    from the start."""
+    from ..train import train_from_config
+    from ..train.rundir import CHECKPOINT, clear_unsaved_run
+
+    if out_dir is not None and (Path(out_dir) / CHECKPOINT).is_file():
+        return train_from_config(config, out_dir=out_dir, resume=True)
+    if out_dir is not None:
+        clear_unsaved_run(out_dir)
+    return train_from_config(config, out_dir=out_dir)
 
 
 def _run_dir(out_dir: Path, run) -> Path:

@@ -27,6 +27,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -94,6 +95,29 @@ def auto_name(parent, stem: str) -> Path:
             continue
         return path
     raise RunDirError(f"{parent}: no free run directory name for {base}")
+
+
+def clear_unsaved_run(path) -> None:
+    """Empty the run directory ``path`` if its run was stopped before it saved a
+    checkpoint or a model (only its manifest, metrics and plots are there): such a
+    run can only start again. Anything else is left alone: a directory that holds no
+    run, one with a checkpoint or model, or one that another process holds."""
+    path = Path(path)
+    if not (path / MANIFEST).is_file() or any((path / n).exists() for n in (CHECKPOINT, MODEL)):
+        return
+    fd = _locked(path / LOCK)
+    if fd is None:
+        return  # a run lives here: RunDir says so
+    try:
+        for entry in path.iterdir():
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    finally:
+        os.close(fd)
 
 
 class RunDir:
