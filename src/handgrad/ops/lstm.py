@@ -208,10 +208,13 @@ def lstm_backward(dout, cache, input_grad=True):
     slopes = xp.empty((4, n, hid), dtype=dtype)
     d_out = xp.empty_like(slopes)
     cell_grad = dout[1].any(axis=(0, 2)).tolist()
+    di, df, do, dg = d_out
+    sig_slopes, g_slope = slopes[:3], slopes[3]
+    dh_out, dc_out = dout[0].transpose(1, 0, 2), dout[1].transpose(1, 0, 2)
     for t in range(steps - 1, -1, -1):
-        dh += dout[0, :, t]
+        dh += dh_out[t]
         if cell_grad[t]:
-            dc += dout[1, :, t]
+            dc += dc_out[t]
         a, tc = acts[t], tanh_cs[t]
         i, f, o, g = a
         # dc += dh o (1 - tanh(c)^2)
@@ -221,19 +224,20 @@ def lstm_backward(dout, cache, input_grad=True):
         tmp *= dh
         dc += tmp
         # gradients of the gate outputs (di, df, do, dg)
-        xp.multiply(dc, g, out=d_out[0])
-        xp.multiply(dc, cs[t], out=d_out[1])
-        xp.multiply(dh, tc, out=d_out[2])
-        xp.multiply(dc, i, out=d_out[3])
+        xp.multiply(dc, g, out=di)
+        xp.multiply(dc, cs[t], out=df)
+        xp.multiply(dh, tc, out=do)
+        xp.multiply(dc, i, out=dg)
         dc *= f
         # s (1 - s) for the sigmoid gates, 1 - g^2 for g
         xp.subtract(1, a, out=slopes)
-        slopes[:3] *= a[:3]
+        sig_slopes *= a[:3]
         xp.add(1, g, out=tmp)
-        slopes[3] *= tmp
-        xp.multiply(d_out, slopes, out=da[:, t])
+        g_slope *= tmp
+        da_t = da[:, t]
+        xp.multiply(d_out, slopes, out=da_t)
         if per_gate:
-            xp.matmul(da[:, t], w_hh, out=dh_gates)
+            xp.matmul(da_t, w_hh, out=dh_gates)
             dh_gates.sum(axis=0, out=dh)
         else:
             xp.matmul(da_rows[t], w_hh, out=dh)
