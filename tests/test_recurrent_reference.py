@@ -189,6 +189,25 @@ def test_stacked_layer_equals_reference_kernels_chained(kind, cfg, layers):
     assert_same(dx, dseq, "dx")
 
 
+@pytest.mark.parametrize("cell_steps", [(), (2,), (0, 2)])
+@pytest.mark.parametrize("n", [2, 33])  # N H^2 = 2^15: gate-major gate gradients; 33 * 2^14 > 2^19: (T, N, 4H)
+def test_lstm_backward_in_both_layouts_with_cell_gradients_at_some_steps(n, cell_steps):
+    """lstm_backward's two layouts of the gate gradients (chosen by N H^2), with a cell-state
+    gradient dout[1] that is zero except at ``cell_steps`` (the steps it skips), against
+    the step-by-step reference."""
+    rng = np.random.default_rng(n + len(cell_steps))
+    inputs = gates_inputs(4, with_c=True)(rng, n, 3, 3, 128)
+    out, cache = ops.lstm_forward(*inputs.values())
+    ref, ref_cache = ops.lstm_forward_naive(*inputs.values())
+    dout = rng.standard_normal(out.shape)
+    dout[1] = 0
+    for t in cell_steps:
+        dout[1, :, t] = rng.standard_normal((n, 128))
+    grads, ref_grads = ops.lstm_backward(dout, cache), ops.lstm_backward_naive(dout, ref_cache)
+    for what, g, r in zip(inputs, grads, ref_grads):
+        assert_same(g, r, f"d{what}")
+
+
 # -- the LSTM reading token ids through an embedding ------------------------------
 
 def embedding_lstm_inputs(rng, n, steps, vocab, d, h):
