@@ -184,3 +184,24 @@ def test_cli_reports_a_crashing_case_and_runs_the_rest(monkeypatch, capsys):
     assert "FAIL ValueError: shape trouble" in out
     assert any(line.startswith("Tanh ") and line.endswith("ok") for line in out.splitlines())
     assert "2 cases, 2 tensors checked, 1 failed" in out
+
+
+def test_check_op_on_the_ops_scale_forgives_rounding_noise_but_not_a_missing_gradient():
+    # y reaches the output only through a factor 1e-9: its finite differences are rounding noise
+    def forward(x, y):
+        return 3 * x + 1e-9 * y, None
+
+    def backward(dout, cache):
+        return 3 * dout, 1e-9 * dout
+
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal((4, 5)), "y": rng.standard_normal((4, 5))}
+    assert check_op(forward, backward, inputs)["y"] > 1e-3  # per tensor, the noise is the whole gradient
+    assert max(check_op(forward, backward, inputs, scale="op").values()) < 1e-9
+
+    def forgets_x(dout, cache):
+        return np.zeros_like(dout), 1e-9 * dout
+
+    assert check_op(forward, forgets_x, inputs, scale="op")["x"] > 0.4
+    with pytest.raises(ValueError, match="scale must be 'tensor' or 'op'"):
+        check_op(forward, backward, inputs, scale="global")

@@ -3,6 +3,7 @@ as one pass over the whole batch, training that matches workers=1, clear refusal
 and failures, nothing left behind."""
 import multiprocessing
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -371,3 +372,13 @@ def test_divergence_is_reported_the_same_with_any_number_of_workers(workers):
     with pytest.raises(TrainingDiverged, match="the model output contains NaN or inf at iteration 7"):
         trainer.fit()
     assert not multiprocessing.active_children()
+
+
+def test_an_exchanges_sums_are_read_only_as_the_sums_expected():
+    from handgrad.parallel.worker import SUMS, read_sums
+
+    like = np.zeros(3, dtype=np.float32)
+    np.testing.assert_array_equal(read_sums(SUMS + np.arange(3, dtype=np.float32).tobytes(), like), [0, 1, 2])
+    assert read_sums(pickle.dumps(("error", "text", False)), like) is None  # a pickled answer
+    with pytest.raises(ParallelError, match="sums came as 8 bytes, expected 12"):
+        read_sums(SUMS + np.zeros(2, dtype=np.float32).tobytes(), like)

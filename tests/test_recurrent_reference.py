@@ -115,23 +115,11 @@ def test_fused_kernel_equals_its_step_by_step_reference(name, cfg):
 def test_check_op_on_every_recurrent_kernel(name, variant, cfg):
     rng = np.random.default_rng(cfg["seed"])
     inputs = KERNELS[name][1](rng, cfg["n"], min(cfg["steps"], 5), min(cfg["d"], 3), min(cfg["h"], 4))
-    report = check_op(*kernels(name, variant), inputs, seed=cfg["seed"])
+    # an input behind saturated gates may have gradients 1e-8 of the others', all rounding
+    # noise of the finite differences: every error is judged on the op's largest gradient
+    report = check_op(*kernels(name, variant), inputs, seed=cfg["seed"], scale="op")
     assert set(report) == {k for k in inputs if k != "nonlinearity"}
-    # An input the outputs hardly depend on (saturated gates) has gradients many times
-    # smaller than the others', down where the finite differences' rounding noise
-    # (~1e-10 at h = 1e-5) is a large part of them: each error is judged on the scale of
-    # the op's largest gradient, as rel_error judges an entry on its tensor's scale.
-    sizes = gradient_sizes(*kernels(name, variant), inputs, seed=cfg["seed"])
-    largest = max(sizes.values())
-    assert max(report[k] * sizes[k] / largest for k in report) < 1e-6, (report, sizes)
-
-
-def gradient_sizes(forward, backward, inputs, seed):
-    """{input name: its largest |dL/d input|} for check_op's L = sum(out * dout)."""
-    values = {k: (np.array(v, dtype=np.float64) if np.asarray(v).dtype.kind == "f" else v) for k, v in inputs.items()}
-    out, cache = forward(*values.values())
-    grads = backward(np.random.default_rng(seed).standard_normal(np.shape(out)), cache)
-    return {k: float(np.abs(g).max()) for k, g in zip(values, grads) if g is not None}
+    assert max(report.values()) < 1e-6, report
 
 
 STEPS = {

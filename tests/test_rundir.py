@@ -230,6 +230,20 @@ def test_only_a_run_stopped_before_saving_anything_is_cleared_for_a_fresh_start(
     clear_unsaved_run(finished)
     assert files_of(finished) == before
 
+    not_ours = tmp_path / "not_ours"  # a config.json that no handgrad run wrote
+    not_ours.mkdir()
+    (not_ours / "config.json").write_text("{}")
+    extra = unsaved("extra")  # a file no run writes before its first checkpoint
+    (extra / "notes.txt").write_text("mine")
+    linked = unsaved("linked")  # plots/ a link to somewhere else
+    (linked / "plots" / "loss.png").unlink()
+    (linked / "plots").rmdir()
+    (linked / "plots").symlink_to(tmp_path / "cleared", target_is_directory=True)
+    for kept in (not_ours, extra, linked):
+        before = files_of(kept)
+        clear_unsaved_run(kept)
+        assert files_of(kept) == before, kept.name
+
     held = unsaved("held")  # another process holds it: it may be running there
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                f"fd = os.open({str(held / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"

@@ -510,3 +510,19 @@ def test_dask_workers_without_this_file_system_send_every_run_directory_back(tmp
         {k: v[1]["test_accuracy"] for k, v in serial.items()}
     again = run_sweep(spec, out, where, client=client)
     assert (again["executed"], again["skipped"]) == (0, 4)
+
+
+def test_a_sweep_on_a_data_file_named_relative_to_the_working_directory_resumes(tmp_path, monkeypatch):
+    # the manifest records the data file's absolute path; the spec gives it as written
+    from handgrad.sweep.runner import _run_dir
+    from handgrad.train import train_from_config
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.random((60, 4)).astype(np.float32), y_train=rng.integers(0, 2, 60),
+             x_test=rng.random((20, 4)).astype(np.float32), y_test=rng.integers(0, 2, 20))
+    monkeypatch.chdir(tmp_path)
+    spec = {"config": {"data": "d.npz", "epochs": 2, "batch_size": 16}, "sweep": {"seeds": [0], "grid": {"lr": [0.01]}}}
+    (run,) = expand(spec)
+    train_from_config({**run.config, "epochs": 1}, out_dir=_run_dir(tmp_path / "sweep", run) / "train")
+    summary = run_sweep(spec, tmp_path / "sweep", report=False)
+    assert summary["failures"] == []

@@ -101,6 +101,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, keep=True):
     sigmoid rows of W halved, so one tanh covers the whole block, after which the
     first three gates become sigmoids by sigmoid(a) = (1 + tanh(a / 2)) / 2.
 
+    It computes in the weights' dtype (:class:`~handgrad.nn.LSTM` casts x to it).
     ``keep=False`` (no backward to come, e.g. under ``no_grad``): every step reuses
     one buffer for its gates and tanh(c) instead of keeping them all, and the cache
     is None. For a batch of 500 sequences of 50 steps the kept gates alone are 51 MB,

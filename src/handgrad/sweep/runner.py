@@ -11,9 +11,11 @@ Layout of a sweep directory::
     results.csv, results.md, runs.csv, best.json, curves/, index.html   (see report.py)
 
 A run counts as finished when its ``result.json`` exists; calling ``run_sweep``
-again on the same directory executes only the other runs (resume), and the
-default run function continues an interrupted run from its checkpoint
-(:func:`train_or_resume`). A run that failed is tried again on the next call. The run id holds a hash of the run's
+again on the same directory executes only the other runs (resume), and with
+the local backends (serial, joblib) the default run function continues an
+interrupted run from its checkpoint (:func:`train_or_resume`); a Dask run
+works in a scratch directory whose files come back only when it finishes, so
+an interrupted one starts again. A run that failed is tried again on the next call. The run id holds a hash of the run's
 whole config, so after the spec changes only the runs whose config changed are
 executed; runs no longer in the spec stay in ``runs/`` but leave the report.
 """
@@ -107,7 +109,8 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     """Run every setting x seed of ``spec`` (see :mod:`handgrad.sweep.space`) into ``out_dir``.
 
     ``run_fn(config, out_dir=...)`` trains one run and returns a JSON-able dict
-    (default: :func:`handgrad.train.train_from_config`). It must be importable by
+    (default: :func:`train_or_resume`, :func:`handgrad.train.train_from_config`
+    continuing a run an interrupted sweep left unfinished). It must be importable by
     name (a module-level function) when the runs execute in other processes.
     ``n_jobs``, ``scheduler`` and ``client`` choose the backend (see
     :mod:`handgrad.sweep.execute`). ``on_record(run, record, done, total)`` is

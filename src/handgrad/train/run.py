@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .. import backend
+from ..data import is_data_path
 from ..parallel import resolve_workers, usable_cores
 from .build import build, check_names, complete, data_identity, load_data
 from .checkpoint import load_checkpoint
@@ -145,12 +146,21 @@ def _fresh_config(config: dict) -> RunConfig:
 def _resumed_config(saved: RunConfig, overrides: dict, path: Path) -> RunConfig:
     """The saved configuration with the resumable settings of ``overrides``; any other
     setting given must agree with the saved one."""
-    changed = [k for k, v in overrides.items() if k not in RESUMABLE and k in saved and _differs(saved[k], v)]
+    changed = [k for k, v in overrides.items()
+               if k not in RESUMABLE and k in saved and _differs(saved[k], _as_saved(k, v))]
     if changed:
         raise ConfigError(f"resume: {changed[0]!r} differs from the saved run's config.json "
                           f"({saved.to_dict()[changed[0]]!r}); only {', '.join(RESUMABLE)} can change on "
                           f"resume: start a new run (another --out) to change it")
     return saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE})
+
+
+def _as_saved(key, value):
+    """A setting given on resume as the manifest records it: a data file's path made
+    absolute, as :func:`~handgrad.train.build.complete` saved it."""
+    if key == "data" and isinstance(value, str) and is_data_path(value):
+        return str(Path(value).resolve())
+    return value
 
 
 def _differs(saved, given) -> bool:

@@ -97,27 +97,45 @@ def auto_name(parent, stem: str) -> Path:
     raise RunDirError(f"{parent}: no free run directory name for {base}")
 
 
+# what a run writes before its first checkpoint (temp files aside, see remove_leftovers)
+_BEFORE_CHECKPOINT = (MANIFEST, CONFIG_TOML, "metrics.jsonl", "plots")
+
+
 def clear_unsaved_run(path) -> None:
     """Empty the run directory ``path`` if its run was stopped before it saved a
-    checkpoint or a model (only its manifest, metrics and plots are there): such a
-    run can only start again. Anything else is left alone: a directory that holds no
-    run, one with a checkpoint or model, or one that another process holds."""
+    checkpoint or a model: it holds a handgrad manifest and nothing besides what a
+    run writes before its first checkpoint, so the run can only start again.
+    Anything else is left alone: a directory without a handgrad manifest, one with a
+    checkpoint, a model or any other file, and one that another process holds (the
+    checks are made again under the lock)."""
     path = Path(path)
-    if not (path / MANIFEST).is_file() or any((path / n).exists() for n in (CHECKPOINT, MODEL)):
+    if not _unsaved_run(path):
         return
     fd = _locked(path / LOCK)
     if fd is None:
         return  # a run lives here: RunDir says so
     try:
-        for entry in path.iterdir():
-            if entry.name == LOCK:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        if _unsaved_run(path):
+            for entry in path.iterdir():
+                if entry.name == "plots" and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                elif entry.name != LOCK:
+                    entry.unlink()
     finally:
         os.close(fd)
+
+
+def _unsaved_run(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        names = [entry.name for entry in path.iterdir()]
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("handgrad"), dict)):
+        return False
+    if (path / "plots").is_symlink():
+        return False
+    return all(n in _BEFORE_CHECKPOINT or n == LOCK or _TEMP.match(n) for n in names)
 
 
 class RunDir:
