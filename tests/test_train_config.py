@@ -64,7 +64,8 @@ def test_a_run_says_where_its_time_went(tmp_path):
     seconds = result["seconds"]
     assert set(seconds) == {"training steps", "evaluation: training set", "evaluation: validation set",
                             "checkpoints", "test set (best weights)"}
-    assert all(t > 0 for t in seconds.values())
+    # rounded to the millisecond: a phase of this tiny run (a checkpoint, the test pass) may be 0.0
+    assert seconds["training steps"] > 0 and all(t >= 0 for t in seconds.values())
     assert sum(seconds.values()) <= result["wall_time"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["seconds"] == seconds
     assert "training steps" in (tmp_path / "run" / "report.html").read_text()
