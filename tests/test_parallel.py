@@ -212,11 +212,15 @@ def test_workers_must_be_a_positive_integer(workers):
 
 
 class Boom(nn.Module):
-    """Raises in the forward pass on the rows a worker gets (the first rows)."""
+    """Raises ``error`` in the forward pass on the rows a worker gets (the first rows)."""
+
+    def __init__(self, error=RuntimeError("negative first row")):
+        super().__init__()
+        self.error = error
 
     def forward(self, x):
         if x[0, 0] < 0:
-            raise RuntimeError("negative first row")
+            raise self.error
         return x
 
     def backward(self, dout):
@@ -232,22 +236,15 @@ def test_an_exception_in_a_worker_is_reported_with_its_traceback():
     assert not multiprocessing.active_children()
 
 
-class Hungry(nn.Module):
-    """Runs out of memory on the rows a worker gets (the first rows)."""
-
-    def forward(self, x):
-        if x[0, 0] < 0:
-            raise MemoryError("cannot allocate 1.00 TiB")
-        return x
-
-    def backward(self, dout):
-        return dout
+def hungry():
+    """Runs out of memory on the rows a worker gets."""
+    return Boom(MemoryError("cannot allocate 1.00 TiB"))
 
 
 def test_a_worker_out_of_memory_is_a_memory_error_as_in_one_process():
     x = np.ones((4, 3), dtype=np.float32)
     x[0] = -100
-    with DataParallel(nn.Sequential(Hungry()), 2) as parallel:
+    with DataParallel(nn.Sequential(hungry()), 2) as parallel:
         with pytest.raises(MemoryError, match=r"^in data-parallel worker 1: MemoryError: cannot allocate 1\.00 TiB$"):
             parallel(x)
     assert not multiprocessing.active_children()
@@ -261,7 +258,7 @@ def test_prediction_out_of_memory_in_a_worker_says_to_use_a_smaller_batch():
     x[0] = -100
     with pytest.raises(UsageError, match=r"^--batch-size 40: a batch of 40 samples did not fit in memory "
                                          r"\(.*cannot allocate 1\.00 TiB\); try a smaller --batch-size$"):
-        predict_batched(nn.Sequential(Hungry(), nn.Flatten()), x, 40)
+        predict_batched(nn.Sequential(hungry(), nn.Flatten()), x, 40)
 
 
 def test_a_worker_failing_before_an_exchange_is_reported_while_the_caller_waits_for_its_sums():

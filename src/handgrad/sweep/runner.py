@@ -15,8 +15,8 @@ again on the same directory executes only the other runs (resume), and with
 the local backends (serial, joblib) the default run function continues an
 interrupted run from its checkpoint (:func:`train_or_resume`); a Dask run
 works in a scratch directory whose files come back only when it finishes, so
-an interrupted one starts again. A run that failed is tried again on the next call. The run id holds a hash of the run's
-whole config, so after the spec changes only the runs whose config changed are
+an interrupted one starts again. A run that failed is tried again on the next
+call. The run id holds a hash of the run's whole config, so after the spec changes only the runs whose config changed are
 executed; runs no longer in the spec stay in ``runs/`` but leave the report.
 """
 from __future__ import annotations
@@ -61,10 +61,11 @@ def train_or_resume(config: dict, out_dir=None) -> dict:
     from ..train import train_from_config
     from ..train.rundir import CHECKPOINT, clear_unsaved_run
 
-    if out_dir is not None and (Path(out_dir) / CHECKPOINT).is_file():
+    if out_dir is None:
+        return train_from_config(config)
+    if (Path(out_dir) / CHECKPOINT).is_file():
         return train_from_config(config, out_dir=out_dir, resume=True)
-    if out_dir is not None:
-        clear_unsaved_run(out_dir)
+    clear_unsaved_run(out_dir)
     return train_from_config(config, out_dir=out_dir)
 
 

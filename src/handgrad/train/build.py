@@ -161,14 +161,17 @@ def complete(cfg: RunConfig, dataset) -> RunConfig:
     """The configuration with what the data set decides filled in: the data set
     (when the default was taken) and the model arguments taken from it
     (:func:`model_kwargs`)."""
+    return cfg.replace(data=recorded_data(cfg["data"] or dataset.name), model_kwargs=model_kwargs(cfg, dataset))
+
+
+def recorded_data(data: str) -> str:
+    """``data`` as a run records it: a data file's or folder's path made absolute (so
+    that evaluate and predict find it from any directory), a data set's name as it is."""
     from pathlib import Path
 
     from ..data import is_data_path
 
-    data = cfg["data"] or dataset.name
-    if is_data_path(data):  # so that evaluate and predict find it from any directory
-        data = str(Path(data).resolve())
-    return cfg.replace(data=data, model_kwargs=model_kwargs(cfg, dataset))
+    return str(Path(data).resolve()) if is_data_path(data) else data
 
 
 @dataclass

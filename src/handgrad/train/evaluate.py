@@ -56,18 +56,14 @@ def _outputs(model, inputs, batch_size: int, progress=None):
         batches, total = (xb for xb, _ in inputs), len(inputs)
     if progress is not None:
         batches = progress(batches, total)
-    if isinstance(inputs, BatchSource) and inputs.continues:
-        state = None
-        for xb in batches:
-            with no_grad():
-                out = model(put(xb), state)
-            yield out
+    streams = isinstance(inputs, BatchSource) and inputs.continues  # each chunk starts from the last's state
+    state = None
+    for xb in batches:
+        with no_grad():  # not held across the yield
+            out = model(put(xb), state) if streams else model(put(xb))
+        yield out
+        if streams:
             state = model.final_state
-    else:
-        for xb in batches:
-            with no_grad():
-                out = model(put(xb))
-            yield out
 
 
 def _labels(data, batch_size: int):

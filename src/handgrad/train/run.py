@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 from .. import backend
-from ..data import is_data_path
 from ..parallel import resolve_workers, usable_cores
-from .build import build, check_names, complete, data_identity, load_data
+from .build import build, check_names, complete, data_identity, load_data, recorded_data
 from .checkpoint import load_checkpoint
 from .config import RESUMABLE, ConfigError, RunConfig, plain
 from .report import write_metrics, write_run
@@ -156,11 +155,8 @@ def _resumed_config(saved: RunConfig, overrides: dict, path: Path) -> RunConfig:
 
 
 def _as_saved(key, value):
-    """A setting given on resume as the manifest records it: a data file's path made
-    absolute, as :func:`~handgrad.train.build.complete` saved it."""
-    if key == "data" and isinstance(value, str) and is_data_path(value):
-        return str(Path(value).resolve())
-    return value
+    """A setting given on resume as the manifest records it (a data file's path made absolute)."""
+    return recorded_data(value) if key == "data" and isinstance(value, str) else value
 
 
 def _differs(saved, given) -> bool:
