@@ -3,11 +3,13 @@ against PyTorch on CUDA (same model, batch, optimizer: benchmarks/compare.py's
 twins in torch_twins.py, the ``cnn`` without its flips), side by side with the ratio.
 
     python benchmarks/gpu_compare.py [mlp lenet5 small_cnn cnn char_lstm] [--train-steps 300]
-                                     [--steps 100] [--repeats 3]
+                                     [--steps 100] [--repeats 3] [--batch-scale 1]
 
 For each model: ``--train-steps`` SGD steps on one fixed batch on the GPU (the loss
-must stay finite and fall: it is printed at the start and the end), then
-``--repeats`` rounds of ``--steps`` timed steps of each library in turns. GPU work
+must stay finite and fall: it is printed at the start and the end; 0 skips this),
+then ``--repeats`` rounds of ``--steps`` timed steps of each library in turns, at
+the model's benchmark batch size times ``--batch-scale`` (a step whose time hardly
+grows with the batch is bound by kernel launches, not by arithmetic). GPU work
 is asynchronous, so every timed run starts and ends with a device synchronisation.
 TF32 is off in PyTorch (CuPy does not use it by default), so both do float32
 arithmetic. Exits 1 with one line naming what is missing (CuPy, a GPU, PyTorch's
@@ -72,9 +74,10 @@ def train(name: str, steps: int, cp) -> None:
         raise SystemExit(f"gpu_compare: {name} did not train on the GPU (loss {losses[0]} -> {losses[-1]})")
 
 
-def throughput(name: str, steps: int, warmup: int, repeats: int, cp) -> float:
+def throughput(name: str, steps: int, warmup: int, repeats: int, cp, batch_scale: int = 1) -> float:
     """Rounds of timed steps of handgrad (CuPy) and PyTorch (CUDA); returns the median ratio."""
     bench = BENCHMARKS[name]
+    bench = replace(bench, batch_size=bench.batch_size * batch_scale)
 
     def seconds(run, sync, n):
         sync()
@@ -109,6 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-scale", type=int, default=1, help="multiply each model's batch size")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
@@ -116,8 +120,10 @@ def main(argv=None) -> int:
     cp = require_gpu()
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     for name in args.models:
-        train(name, args.train_steps, cp)
-    summary = {name: throughput(name, args.steps, args.warmup, args.repeats, cp) for name in args.models}
+        if args.train_steps:
+            train(name, args.train_steps, cp)
+    summary = {name: throughput(name, args.steps, args.warmup, args.repeats, cp, args.batch_scale)
+               for name in args.models}
     print("median throughput ratio handgrad(CuPy) / PyTorch(CUDA): "
           + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
     return 0

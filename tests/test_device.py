@@ -2,6 +2,8 @@
 error a missing CuPy or GPU gives, and checkpoints that leave a device as host
 arrays and come back onto any device (here the strict CuPy stand-in, "strict")."""
 import importlib.util
+import json
+import re
 
 import numpy as np
 import pytest
@@ -139,3 +141,36 @@ def test_the_trainer_on_a_device_moves_each_batch_and_resumes_on_the_cpu(tmp_pat
     assert resumed.fit(resume_from=tmp_path / "checkpoint.npz") == expected
     for name, value in reference.model.state_dict().items():
         assert np.array_equal(value, resumed.model.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("model, data", [("mlp", "digits"), ("char_lstm", "text")])
+def test_a_whole_run_on_a_device_writes_the_run_of_the_cpu(model, data, tmp_path, monkeypatch):
+    """``handgrad train --device cuda`` end to end: training, the report's summary
+    table (a sample run through the model where it lives) and, for a character
+    model, its generated sample; every file equals the CPU run's (bitwise on "strict")."""
+    from handgrad.train import config as run_config
+    from handgrad.train.run import train_from_config
+
+    monkeypatch.setitem(run_config.CHOICES, "device", ("cpu", strict_backend.NAME))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"{i} little pigs, let me come in. " for i in range(400)))
+    config = {"model": model, "data": data, "epochs": 1, "seed": 2, "workers": 1}  # a device has one
+    if data == "text":
+        config.update(text_file=str(corpus), data_kwargs={"seq_len": 20},
+                      model_kwargs={"hidden_size": 16, "embedding_dim": 8}, batch_size=8)
+    runs = {}
+    for device in ("cpu", strict_backend.NAME):
+        result = train_from_config({**config, "device": device}, out_dir=tmp_path / device)
+        runs[device] = {k: result[k] for k in ("test_accuracy", "test_loss", "history")}
+    assert runs["cpu"] == runs[strict_backend.NAME]
+    names = ["model.npz", "results.json", "classification_report.txt"] + (["sample.txt"] if data == "text" else [])
+    for name in names:
+        cpu, dev = (tmp_path / d / name for d in ("cpu", strict_backend.NAME))
+        if name == "results.json":  # its wall times differ
+            strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("wall_time", "seconds")}  # noqa: E731
+            assert strip(cpu) == strip(dev)
+        else:
+            assert cpu.read_bytes() == dev.read_bytes(), name
+    pages = [re.sub(r"\d+\.\d s", "", (tmp_path / d / "report.html").read_text()).replace(d, "DEVICE")
+             for d in runs]  # but for the times and the device setting
+    assert pages[0] == pages[1] and "Total" in pages[1]  # the summary table's last row

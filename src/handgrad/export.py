@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
-from .backend import array_module, to_numpy
+from .backend import to_numpy
 from .models.char_lstm import CharLSTM
 
 OPSET = 17
@@ -234,7 +234,7 @@ def to_onnx(model: nn.Module, input_shape, metadata: dict | None = None):
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[np.dtype(dtype)]
     ids = takes_ids(model)
     g = _Graph(helper, numpy_helper)
-    xp = array_module(params[0].data) if params else np
+    xp = model.array_module()
     was_training = model.training
     model.eval()
     try:

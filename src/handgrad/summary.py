@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .backend import get_default_dtype
 
 
@@ -63,7 +61,7 @@ def _is_bias(name: str) -> bool:
 
 def summary(model, input_shape=None, print_table: bool = True) -> ModelSummary:
     """Run one zero sample of ``input_shape`` (one sample's shape, without the batch
-    dimension; default ``model.input_shape``) through ``model`` in eval mode and
+    dimension; default ``model.input_shape``), made on the model's device, through ``model`` in eval mode and
     tabulate every layer that owns parameters or has no sub-layers: its name and
     type, input and output shape (per sample), weights, biases (parameters named
     ``bias*``) and their total, plus a totals row. Prints the table unless
@@ -98,7 +96,7 @@ def summary(model, input_shape=None, print_table: bool = True) -> ModelSummary:
         object.__setattr__(module, "forward", recording(name, module, module.forward))
     try:
         model.eval()
-        model(np.zeros((1,) + input_shape, dtype=get_default_dtype()))
+        model(model.array_module().zeros((1,) + input_shape, dtype=get_default_dtype()))  # on the model's device
     finally:
         for _, module in patched:
             del module.forward

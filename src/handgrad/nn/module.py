@@ -170,6 +170,13 @@ class Module:
             for name in module._buffers:
                 yield (f"{mod_name}.{name}" if mod_name else name), getattr(module, name)
 
+    def array_module(self):
+        """The array module its parameters live in: ``numpy`` on the CPU, ``cupy`` on a
+        GPU (``numpy`` for a module without parameters). An input made for the module
+        is made with it: ``model.array_module().zeros(...)``."""
+        params = self.parameters()
+        return array_module(params[0].data) if params else np
+
     def num_parameters(self) -> int:
         """Total number of trainable scalars."""
         return int(sum(p.size for p in self.parameters()))
