@@ -143,6 +143,7 @@ def test_the_trainer_on_a_device_moves_each_batch_and_resumes_on_the_cpu(tmp_pat
         assert np.array_equal(value, resumed.model.state_dict()[name]), name
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. a glyph the plots' font lacks
 @pytest.mark.parametrize("model, data", [("mlp", "digits"), ("char_lstm", "text")])
 def test_a_whole_run_on_a_device_writes_the_run_of_the_cpu(model, data, tmp_path, monkeypatch):
     """``handgrad train --device cuda`` end to end: training, the report's summary

@@ -50,7 +50,7 @@ def test_a_text_run_s_class_table_has_one_line_per_character(text_run):
     assert all(len(row.split()) == 5 for row in rows), rows
     assert [row.split()[0] for row in rows] == [display_name(c) for c in classes]
     page = (text_run / "report.html").read_text()
-    assert "<th>\\n</th>" in page and "<th>\u2420</th>" in page
+    assert "<th>\\n</th>" in page and "<th>\u2423</th>" in page
     many = len(classes) > MAX_MATRIX_CLASSES
     assert (text_run / "plots" / "confusion_matrix.png").exists() != many
     if many:
@@ -62,7 +62,7 @@ def test_a_text_run_s_class_table_has_one_line_per_character(text_run):
         assert "most frequent confusions" in page
 
 
-@pytest.mark.parametrize("name, shown", [("\n", "\\n"), (" ", "\u2420"), ("\t", "\\t"), ("\x07", "\\x07"),
+@pytest.mark.parametrize("name, shown", [("\n", "\\n"), (" ", "\u2423"), ("\t", "\\t"), ("\x07", "\\x07"),
                                          ("a", "a"), ("Ankle boot", "Ankle boot"), ("a\rb", "a\\rb"), ("", "''")])
 def test_class_names_that_are_whitespace_or_control_characters_are_escaped(name, shown):
     assert display_name(name) == shown

@@ -31,12 +31,12 @@ from .backend import to_numpy
 from .validate import check_labels
 
 
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "\u2420"}
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "\u2423"}
 
 
 def display_name(name) -> str:
     """A class name as tables and plots show it: a name of whitespace only is spelt
-    out (``'\\n'`` for a newline, ``'\u2420'`` for a space, ``'\\t'``), control and other
+    out (``'\\n'`` for a newline, ``'\u2423'`` for a space, ``'\\t'``), control and other
     unprintable characters are escaped anywhere (``'\\x07'``); other names are unchanged."""
     name = str(name)
     if name == "":

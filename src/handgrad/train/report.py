@@ -15,7 +15,7 @@ A run directory holds::
     report.html          all of it on one page
 
 Class names are shown as :func:`handgrad.metrics.display_name` spells them (a
-newline class as ``\n``, a space as ``\u2420``).
+newline class as ``\n``, a space as ``\u2423``).
 """
 from __future__ import annotations
 
