@@ -30,15 +30,15 @@ class CharLSTM(t.Module):
 
 def lenet5():
     return t.Sequential(
-        t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(), t.MaxPool2d(2),
+        t.Conv2d(1, 6, 5), t.MaxPool2d(2), t.ReLU(), t.Conv2d(6, 16, 5), t.MaxPool2d(2), t.ReLU(),
         t.Flatten(), t.Linear(256, 120), t.ReLU(), t.Linear(120, 84), t.ReLU(), t.Linear(84, 10),
     )
 
 
 def small_cnn():
     return t.Sequential(
-        t.Conv2d(1, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
-        t.Conv2d(8, 8, 3, padding="same"), t.ReLU(), t.MaxPool2d(2),
+        t.Conv2d(1, 8, 3, padding="same"), t.MaxPool2d(2), t.ReLU(),
+        t.Conv2d(8, 8, 3, padding="same"), t.MaxPool2d(2), t.ReLU(),
         t.Flatten(), t.Linear(392, 32), t.ReLU(), t.Linear(32, 10),
     )
 
@@ -69,7 +69,7 @@ def cnn(flip: bool = True, shift: int = 1):
     """handgrad.models.cnn()'s twin: flips and shifts, three conv/BN/ReLU/pool blocks, dropout."""
     layers, channels = [RandomShiftFlip(shift, flip)] if flip or shift else [], 1
     for w in (16, 32, 64):
-        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.ReLU(), t.MaxPool2d(2)]
+        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.MaxPool2d(2), t.ReLU()]
         channels = w
     return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
 

@@ -93,7 +93,7 @@ def test_lenet5_summary_numbers(capsys):
     printed = capsys.readouterr().out
     assert (result.total_weights, result.total_biases, result.total_params) == (44_190, 236, 44_426)
     assert [r.params for r in result.rows if r.params] == [156, 2_416, 30_840, 10_164, 850]
-    assert [r.output_shape for r in result.rows][:3] == [(6, 24, 24), (6, 24, 24), (6, 12, 12)]
+    assert [r.output_shape for r in result.rows][:3] == [(6, 24, 24), (6, 12, 12), (6, 12, 12)]  # conv, pool, ReLU
     assert result.rows[0].input_shape == (1, 28, 28) and result.rows[-1].output_shape == (10,)
     assert len(result.rows) == 12
     last = printed.strip().splitlines()[-1].split()
@@ -136,3 +136,41 @@ def test_summary_totals_are_all_of_a_models_parameters(name):
     model = get_model(name)
     result = handgrad.summary(model, print_table=False)
     assert result.total_params == sum(p.data.size for p in model.parameters())
+
+
+def textbook_order(model):
+    """The same layers with every (MaxPool2d, ReLU) pair put back in the textbook order ReLU, pool."""
+    layers = list(model)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], handgrad.nn.MaxPool2d) and isinstance(layers[i + 1], handgrad.nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    assert layers != list(model)
+    return handgrad.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "small_cnn", "cnn"])
+def test_pool_then_relu_is_bitwise_the_textbook_relu_then_pool(name):
+    """The zoo pools before ReLU (a quarter of the ReLU work); ReLU commutes with max,
+    so outputs, gradients and three SGD steps must equal the textbook order's bit for bit,
+    with a window of all-negative values (no gradient either way) among the inputs."""
+    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = np.arange(8) % 10
+    runs = []
+    for reorder in (False, True):
+        handgrad.manual_seed(3)
+        model = get_model(name, input_grad=True) if name != "cnn" else get_model(name)
+        model = textbook_order(model) if reorder else model
+        opt = handgrad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn, outs = CrossEntropyLoss(), []
+        for _ in range(3):
+            outs.append(model(x))
+            loss_fn(outs[-1], y)
+            opt.zero_grad()
+            outs.append(model.backward(loss_fn.backward()))
+            opt.step()
+        runs.append((outs, model.state_dict()))
+    (outs, weights), (ref_outs, ref_weights) = runs
+    for a, b in zip(outs, ref_outs):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    for k in ref_weights:
+        assert np.array_equal(weights[k], ref_weights[k]), k

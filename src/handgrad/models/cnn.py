@@ -2,12 +2,13 @@
 
 Random left-right flips and shifts of up to 1 pixel while training
 (:class:`RandomShiftFlip`, the identity in eval mode), three blocks of conv
-3x3 ('same') -> batch norm -> ReLU -> max pool 2, then a small classifier
-with dropout::
+3x3 ('same') -> batch norm -> max pool 2 -> ReLU (bitwise the same as ReLU
+before the pool, with a quarter of the ReLU work: see :mod:`handgrad.models.lenet`),
+then a small classifier with dropout::
 
-    1x28x28 -> [flip, shift] -> [conv 16, BN, ReLU, pool] -> 16x14x14
-            -> [conv 32, BN, ReLU, pool] -> 32x7x7
-            -> [conv 64, BN, ReLU, pool] -> 64x3x3 = 576
+    1x28x28 -> [flip, shift] -> [conv 16, BN, pool, ReLU] -> 16x14x14
+            -> [conv 32, BN, pool, ReLU] -> 32x7x7
+            -> [conv 64, BN, pool, ReLU] -> 64x3x3 = 576
             -> Linear 96 -> ReLU -> Dropout -> Linear num_classes
 
 About 80,000 parameters, most of them in the first Linear layer, where they
@@ -51,7 +52,7 @@ def cnn(num_classes: int = 10, input_shape=(1, 28, 28), widths=(16, 32, 64), hid
     for i, w in enumerate(widths):
         # the first convolution's input is data: no dL/dx needed
         conv = Conv2d(channels, w, 3, padding="same", bias=False, input_grad=i > 0, rng=rng)
-        layers += [conv, BatchNorm2d(w), ReLU(), MaxPool2d(2)]
+        layers += [conv, BatchNorm2d(w), MaxPool2d(2), ReLU()]  # = ReLU then pool, bitwise
         channels, height, width = w, height // 2, width // 2
     layers += [Flatten(), Linear(channels * height * width, hidden, rng=rng), ReLU(), Dropout(dropout),
                Linear(hidden, num_classes, rng=rng)]

@@ -68,6 +68,9 @@ class DataParallel:
     def named_parameters(self):
         return self.model.named_parameters()
 
+    def array_module(self):
+        return self.model.array_module()  # numpy: the workers share host memory
+
     def zero_grad(self) -> None:
         self.model.zero_grad()
 
