@@ -21,8 +21,8 @@ learning rate from the first step.
 ``handgrad train --model cnn --data fashion-mnist`` with its defaults (Adam,
 lr 2e-3 times 0.9 after every epoch, 28 epochs of batch 64, flips and shifts
 of up to 1 pixel; see ``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9292
-test accuracy (best validation 0.9360) in 7 min 47 s on an otherwise idle 2-core
-machine (two processes, 15 s per epoch of steps). With the earlier recipe
+test accuracy (best validation 0.9360) in 7 min 33 s on an otherwise idle 2-core
+machine (two processes, 14.6 s per epoch of steps). With the earlier recipe
 (flips only, 14 epochs, decay 0.8) it reached 0.9219 in half the time, with
 training accuracy 0.956 against 0.925 on validation: it overfits, and the
 1-pixel shifts narrow that gap (0.948 against 0.936). Shifts of 2 pixels
