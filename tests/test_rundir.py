@@ -257,3 +257,27 @@ def test_only_a_run_stopped_before_saving_anything_is_cleared_for_a_fresh_start(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_fresh_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    """A diverged run, a model that cannot take the data: no run directory, not even the
+    folders --out named, so the same command can run again once fixed."""
+    diverged = handgrad("train", "--data", "digits", "--optimizer", "sgd", "--lr", "1e8", "--out", "a/b/run",
+                        cwd=tmp_path)
+    assert diverged.returncode == 1 and "training diverged" in diverged.stderr
+    unfit = handgrad("train", "--model", "lenet5", "--data", "digits", "--out", "c/run", cwd=tmp_path)
+    one_line_error(unfit, "model 'lenet5' cannot take data set 'digits'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert handgrad("train", *QUICK, "--out", "a/b/run", cwd=tmp_path).returncode == 0
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_to_delete_it(finished, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "config.toml"):
+        (run / name).write_bytes((finished / name).read_bytes())
+    before = files_of(run)
+    one_line_error(handgrad("train", *QUICK, "--out", run), "holds a run that stopped before its first checkpoint")
+    line = one_line_error(handgrad("train", "--out", run, "--resume"), "has no checkpoint.npz to resume from")
+    assert "delete the directory to start it again" in line
+    assert files_of(run) == before

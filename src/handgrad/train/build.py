@@ -50,8 +50,12 @@ def check_names(cfg: dict) -> None:
         raise ConfigError(f"unknown model {cfg['model']!r}; known models: {', '.join(sorted(MODELS))}")
     from ..data import is_data_path
 
-    if cfg["data"] is not None and cfg["data"] not in DATASETS and not is_data_path(cfg["data"]):
-        raise ConfigError(f"unknown data set {cfg['data']!r}; known data sets: {', '.join(sorted(DATASETS))}; "
+    data = cfg["data"]
+    if data is not None and data not in DATASETS and not is_data_path(data):
+        if "/" in data or data.lower().endswith((".npz", ".csv")):  # meant as a path
+            raise ConfigError(f"--data {data}: no such file or folder (nor a data set name: "
+                              f"{', '.join(sorted(DATASETS))})")
+        raise ConfigError(f"unknown data set {data!r}; known data sets: {', '.join(sorted(DATASETS))}; "
                           f"or the path of a .npz or .csv file, a folder of IDX files or of class folders")
     if cfg["loss"] not in LOSSES:
         raise ConfigError(f"unknown loss {cfg['loss']!r}; known losses: {', '.join(sorted(LOSSES))}")
@@ -191,27 +195,34 @@ def build(cfg: RunConfig, dataset) -> Run:
     """Model, loss, optimizer and data splits of a completed configuration; the model
     is first tried on one sample of the data, so a model that cannot take the data
     fails here, before anything is written."""
-    model = build_model(cfg, cfg["model_kwargs"])
-    check_fits(model, cfg, dataset)
+    model, loss = build_model(cfg, cfg["model_kwargs"]), build_loss(cfg)
+    check_fits(model, loss, cfg, dataset)
     train, val, test, train_eval = split_data(cfg, dataset, stateful=model.carries_state)
-    return Run(model, build_loss(cfg), build_optimizer(cfg, model.parameters()), train, val, test, train_eval)
+    return Run(model, loss, build_optimizer(cfg, model.parameters()), train, val, test, train_eval)
 
 
-def check_fits(model, cfg, dataset) -> None:
+def check_fits(model, loss, cfg, dataset) -> None:
     """Raise ConfigError naming the model and the data set when a forward pass of one
-    training sample fails (wrong input shape, rank or vocabulary)."""
-    x = dataset.train[0][:1]
+    training sample, or its loss, fails (wrong input shape, rank or vocabulary; outputs
+    that do not match the targets, as a classifier's on next-character targets)."""
+    x, y = dataset.train[0][:1], dataset.train[1][:1]
+    cannot = f"model {cfg['model']!r} cannot take data set {dataset.name!r}"
+    model.eval()
     try:
-        model.eval()
-        out = model(x)
-    except (ValueError, IndexError, TypeError) as exc:
-        raise ConfigError(f"model {cfg['model']!r} cannot take data set {dataset.name!r} (inputs of shape "
-                          f"{tuple(dataset.input_shape)}): {exc}") from None
+        try:
+            out = model(x)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ConfigError(f"{cannot} (inputs of shape {tuple(dataset.input_shape)}): {exc}") from None
+        if out.shape[-1] != len(dataset.classes):
+            raise ConfigError(f"model {cfg['model']!r} has {out.shape[-1]} outputs, but data set "
+                              f"{dataset.name!r} has {len(dataset.classes)} classes")
+        try:
+            loss(out, y)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ConfigError(f"{cannot} (outputs of shape {tuple(out.shape[1:])} per sample, targets of "
+                              f"shape {tuple(y.shape[1:])}): {exc}") from None
     finally:
         model.train()
-    if out.shape[-1] != len(dataset.classes):
-        raise ConfigError(f"model {cfg['model']!r} has {out.shape[-1]} outputs, but data set {dataset.name!r} "
-                          f"has {len(dataset.classes)} classes")
 
 
 def data_identity(cfg, dataset) -> dict:

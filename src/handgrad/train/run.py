@@ -99,9 +99,12 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             result["final_test_accuracy"] = history["eval"][-1]["test_acc"]
         if run_dir is not None:
             write_run(run_dir.path, cfg, dataset, run.model, run.test, result, trainer.test_predictions, identity)
-    finally:
+    except BaseException:
         if run_dir is not None:
-            run_dir.close()
+            run_dir.close(failed=True)  # a fresh run that saved nothing leaves nothing
+        raise
+    if run_dir is not None:
+        run_dir.close()
     return result
 
 

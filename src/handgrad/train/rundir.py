@@ -116,13 +116,18 @@ def clear_unsaved_run(path) -> None:
         return  # a run lives here: RunDir says so
     try:
         if _unsaved_run(path):
-            for entry in path.iterdir():
-                if entry.name == "plots" and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                elif entry.name != LOCK:
-                    entry.unlink()
+            _empty(path)
     finally:
         os.close(fd)
+
+
+def _empty(path: Path) -> None:
+    """Remove everything in a run directory but its lock (the caller holds it)."""
+    for entry in path.iterdir():
+        if entry.name == "plots" and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.name != LOCK:
+            entry.unlink()
 
 
 def _unsaved_run(path: Path) -> bool:
@@ -143,8 +148,8 @@ class RunDir:
     module docstring); ``close()`` (or leaving a ``with`` block) unlocks it."""
 
     def __init__(self, path, resume: bool = False):
-        self.path = Path(path)
-        self._fd, self._created = None, False
+        self.path, self.resume = Path(path), resume
+        self._fd, self._made = None, []
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"run directory {self.path}: exists and is not a directory")
         if _held_elsewhere(self.path / LOCK):
@@ -153,8 +158,11 @@ class RunDir:
             self._refuse_a_run()
         elif not (self.path / MANIFEST).is_file() or not (self.path / CHECKPOINT).is_file():
             missing = [n for n in (MANIFEST, CHECKPOINT) if not (self.path / n).is_file()]
-            raise RunDirError(f"resume: {self.path} has no {' and no '.join(missing)} to resume from")
-        self._created = not self.path.exists()
+            hint = ("; its run stopped before its first checkpoint: delete the directory to start it again"
+                    if _unsaved_run(self.path) else "")
+            raise RunDirError(f"resume: {self.path} has no {' and no '.join(missing)} to resume from{hint}")
+        # the folders this run makes, deepest first: a run that leaves nothing removes them
+        self._made = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         self._fd = _locked(self.path / LOCK)
         if self._fd is None:
@@ -172,6 +180,10 @@ class RunDir:
         if found:
             if self._fd is not None:
                 self.close()
+            if _unsaved_run(self.path):  # a run stopped (killed) before it saved anything: no --resume
+                raise RunDirError(f"run directory {self.path} holds a run that stopped before its first "
+                                  f"checkpoint ({', '.join(found)}); delete the directory to start it again, "
+                                  f"or choose another --out")
             raise RunDirError(f"run directory {self.path} already holds a run ({', '.join(found)}); "
                               f"continue it with --resume, or choose another --out")
 
@@ -186,15 +198,22 @@ class RunDir:
                         removed.append(str(entry.relative_to(self.path)))
         return removed
 
-    def close(self) -> None:
-        """Release the lock; a run that wrote nothing leaves nothing (not even the lock
-        file, nor the directory when it made it)."""
+    def close(self, failed: bool = False) -> None:
+        """Release the lock. A run that wrote nothing leaves nothing: not the lock file,
+        nor the folders it made. ``failed``: the run stopped on an error; a fresh run
+        that had saved no checkpoint yet (its manifest, at most metrics and plots) is
+        removed too, since it could neither be resumed nor started again in its place."""
         if self._fd is None:
             return
+        if failed and not self.resume and _unsaved_run(self.path):
+            _empty(self.path)
         if [p.name for p in self.path.iterdir()] == [LOCK]:
             (self.path / LOCK).unlink()
-            if self._created:
-                self.path.rmdir()
+            for folder in self._made:
+                try:
+                    folder.rmdir()
+                except OSError:  # another process put something there meanwhile
+                    break
         os.close(self._fd)  # closing the descriptor releases the lock
         self._fd = None
 
