@@ -59,12 +59,14 @@ def read_npz(path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":  # every zip archive starts so; np.load would try a pickle instead
+            raise ValueError(f"{path}: not a readable handgrad .npz file (not a zip archive; a model or checkpoint "
+                             f"is the model.npz or checkpoint.npz of a run)")
     try:
         # errstate: a damaged shape overflows numpy's size computation, which would only warn
         with np.errstate(all="ignore"):
-            archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
+            archive = np.load(path, allow_pickle=False)  # a zip archive: an NpzFile
             with archive:
                 arrays = {name: archive[name] for name in archive.files}
     # a damaged archive surfaces as any of these from zipfile, zlib and numpy's .npy parser (a flipped
