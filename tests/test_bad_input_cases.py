@@ -169,6 +169,11 @@ CASES = [
     ("seed-string-evaluate", evaluate(bad_model(seed="zero")), ["m.npz", "'seed'"]),
     ("data-kwargs-list-evaluate", evaluate(bad_model(data_kwargs=[1])), ["m.npz", "'data_kwargs'"]),
     ("truncated-model", predict(truncated), ["m.npz", "not a readable"]),
+    ("data-the-model-cannot-take", evaluate(good, ["--data", "digits"]),
+     ["model 'mlp' cannot take data set 'digits'", "expected 2 input features"]),
+    ("data-the-model-cannot-take-predict", lambda files, tmp: [
+        "predict", "--checkpoint", good(files, tmp), "--data", "digits", "--out", tmp / "preds.csv"],
+     ["model 'mlp' cannot take data set 'digits'"]),
     ("npy-instead-of-npz", evaluate(npy_not_npz), ["m.npy", "not an .npz archive"]),
     ("nan-pixels", lambda files, tmp: ["predict", "--checkpoint", good(files, tmp),
                                        "--images", images(tmp, [(3, np.nan), ((7, 1), np.inf)]),

@@ -59,7 +59,7 @@ def test_save_model_needs_the_zoo_name(tmp_path):
     (b"", "not a readable handgrad .npz file"),
     (b"PK\x03\x04 truncated zip", "not a readable handgrad .npz file"),
     (b"\x93NUMPY garbage", "not a readable handgrad .npz file"),
-    (b"[run]\nlr = 0.1\n", r"not a zip archive; a model or checkpoint is"),  # a text file, not a pickle
+    (b"[run]\nlr = 0.1\n", r"not an .npz archive; a model or checkpoint is"),  # a text file, not a pickle
 ])
 def test_corrupt_files_are_named(tmp_path, content, message):
     path = tmp_path / "broken.npz"

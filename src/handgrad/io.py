@@ -61,7 +61,7 @@ def read_npz(path) -> tuple[dict, dict]:
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
         if f.read(2) != b"PK":  # every zip archive starts so; np.load would try a pickle instead
-            raise ValueError(f"{path}: not a readable handgrad .npz file (not a zip archive; a model or checkpoint "
+            raise ValueError(f"{path}: not a readable handgrad .npz file (not an .npz archive; a model or checkpoint "
                              f"is the model.npz or checkpoint.npz of a run)")
     try:
         # errstate: a damaged shape overflows numpy's size computation, which would only warn

@@ -25,12 +25,14 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def load_split(metadata: dict, data, split: str):
+def load_split(metadata: dict, data, split: str, model):
     """``(dataset, (X, y))`` of ``split``: a registered data set or a file or folder
     (``--data PATH``). The model's own data set is loaded with the seed and options
     it was trained with, so its test split is the same; when it is a file whose
-    contents changed since training, a warning says so."""
+    contents changed since training, a warning says so. ``model`` is tried on one
+    sample first: data it cannot take is an error naming both."""
     from ..data import is_data_path, open_data
+    from ..train.build import check_fits
 
     trained_on = metadata.get("data")
     name = data or trained_on
@@ -41,6 +43,7 @@ def load_split(metadata: dict, data, split: str):
     dataset = open_data(name, seed=(metadata.get("seed") or 0) if same else 0, **options)
     if same and is_data_path(name):
         warn_if_changed(name, metadata.get("data_identity"))
+    check_fits(model, metadata.get("model") or "?", dataset)
     return dataset, dataset.train if split == "train" else dataset.test
 
 
@@ -94,7 +97,7 @@ def run(args) -> int:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     model, metadata = load_trained(args.checkpoint)
     model.to(args.device)  # inputs follow the model there; results come back to the host
-    dataset, (X, y) = load_split(metadata, args.data, args.split)
+    dataset, (X, y) = load_split(metadata, args.data, args.split, model)
     source = Path(args.checkpoint)
     run_dir = source if source.is_dir() else source.parent
     out = Path(args.out) if args.out else run_dir / f"eval-{dataset.name}-{args.split}"

@@ -125,7 +125,7 @@ def run(args) -> int:
         X = read_inputs(args.images, shape)
         skipped = nonfinite_samples(args.images, X, args.skip_nonfinite)
     else:
-        dataset, (X, _) = load_split(metadata, args.data, args.split)
+        dataset, (X, _) = load_split(metadata, args.data, args.split, model)
         classes = list(dataset.classes)
         skipped = np.array([], dtype=int)
     ids = np.setdiff1d(np.arange(len(X)), skipped)

@@ -196,17 +196,18 @@ def build(cfg: RunConfig, dataset) -> Run:
     is first tried on one sample of the data, so a model that cannot take the data
     fails here, before anything is written."""
     model, loss = build_model(cfg, cfg["model_kwargs"]), build_loss(cfg)
-    check_fits(model, loss, cfg, dataset)
+    check_fits(model, cfg["model"], dataset, loss)
     train, val, test, train_eval = split_data(cfg, dataset, stateful=model.carries_state)
     return Run(model, loss, build_optimizer(cfg, model.parameters()), train, val, test, train_eval)
 
 
-def check_fits(model, loss, cfg, dataset) -> None:
+def check_fits(model, name: str, dataset, loss=None) -> None:
     """Raise ConfigError naming the model and the data set when a forward pass of one
-    training sample, or its loss, fails (wrong input shape, rank or vocabulary; outputs
-    that do not match the targets, as a classifier's on next-character targets)."""
-    x, y = dataset.train[0][:1], dataset.train[1][:1]
-    cannot = f"model {cfg['model']!r} cannot take data set {dataset.name!r}"
+    training sample, or its ``loss``, fails (wrong input shape, rank or vocabulary;
+    outputs that do not match the targets, as a classifier's on next-character targets)."""
+    x, y = model.array_module().asarray(dataset.train[0][:1]), dataset.train[1][:1]  # x where the model is
+    cannot = f"model {name!r} cannot take data set {dataset.name!r}"
+    training = model.training
     model.eval()
     try:
         try:
@@ -214,15 +215,16 @@ def check_fits(model, loss, cfg, dataset) -> None:
         except (ValueError, IndexError, TypeError) as exc:
             raise ConfigError(f"{cannot} (inputs of shape {tuple(dataset.input_shape)}): {exc}") from None
         if out.shape[-1] != len(dataset.classes):
-            raise ConfigError(f"model {cfg['model']!r} has {out.shape[-1]} outputs, but data set "
+            raise ConfigError(f"model {name!r} has {out.shape[-1]} outputs, but data set "
                               f"{dataset.name!r} has {len(dataset.classes)} classes")
         try:
-            loss(out, y)
+            if loss is not None:
+                loss(out, y)
         except (ValueError, IndexError, TypeError) as exc:
             raise ConfigError(f"{cannot} (outputs of shape {tuple(out.shape[1:])} per sample, targets of "
                               f"shape {tuple(y.shape[1:])}): {exc}") from None
     finally:
-        model.train()
+        model.train(training)
 
 
 def data_identity(cfg, dataset) -> dict:
