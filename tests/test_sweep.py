@@ -526,3 +526,16 @@ def test_a_sweep_on_a_data_file_named_relative_to_the_working_directory_resumes(
     train_from_config({**run.config, "epochs": 1}, out_dir=_run_dir(tmp_path / "sweep", run) / "train")
     summary = run_sweep(spec, tmp_path / "sweep", report=False)
     assert summary["failures"] == []
+
+
+def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
+    """handgrad sweep --list | head: the reader closes the pipe; no 'Broken pipe' error."""
+    paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    lrs = ", ".join(f"{k / 1e5:.5f}" for k in range(1, 3001))  # a listing beyond the pipe's buffer
+    proc = subprocess.Popen([sys.executable, "-m", "handgrad", "sweep", f"lr=[{lrs}]", "--seeds", "3", "--list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    assert proc.stdout.readline().startswith(b"3000 settings")
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""

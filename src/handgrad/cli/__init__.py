@@ -52,6 +52,9 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader went away (handgrad sweep --list | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails silently
+        return 0
     except (UsageError, ValueError, KeyError, ImportError, OSError) as exc:
         if os.environ.get("HANDGRAD_DEBUG"):
             raise
