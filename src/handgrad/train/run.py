@@ -67,7 +67,7 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
         cfg = _usable_workers(cfg, run.model)
         identity = data_identity(cfg, dataset)
         if not quiet:
-            print(f"data: {_describe(cfg, dataset)}", file=sys.stderr)
+            print(f"data: {_describe(cfg, dataset, run)}", file=sys.stderr)
         manifest = None
         if run_dir is not None:
             manifest = run_dir.write_manifest(cfg, identity)
@@ -108,12 +108,17 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     return result
 
 
-def _describe(cfg, dataset) -> str:
-    """Which data set a run loaded, and how to get Fashion-MNIST when the default fell back."""
+def _describe(cfg, dataset, run) -> str:
+    """Which data set a run loaded, how much of it the run trains and validates on,
+    and how to get Fashion-MNIST when the default fell back."""
     from ..data import describe
     from ..data.mnist import fashion_mnist_installed
 
     line = describe(dataset)
+    if isinstance(run.train, tuple):  # arrays (text streams are described by their loader)
+        line += f"; this run trains on {len(run.train[1])}"
+        line += f", validates on {len(run.val[1])}" if isinstance(run.val, tuple) else ""
+        line += f" (--data-fraction {cfg['data_fraction']})" if cfg["data_fraction"] < 1 else ""
     if dataset.name == "digits" and not fashion_mnist_installed():
         line += ("; the default when Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, "
                  "or --data fashion-mnist to download it)")
