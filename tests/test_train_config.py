@@ -55,7 +55,7 @@ def test_train_from_config_is_deterministic_and_json_able():
     assert a["history"]["iteration_loss"] != c["history"]["iteration_loss"]
     back = json.loads(json.dumps(a))
     assert set(back) == {"config", "history", "test_accuracy", "test_loss", "best_val_accuracy", "wall_time",
-                         "seconds"}
+                         "seconds", "resumed"}
     assert back["best_val_accuracy"] == max(r["val_acc"] for r in a["history"]["eval"])
 
 
@@ -69,6 +69,21 @@ def test_a_run_says_where_its_time_went(tmp_path):
     assert sum(seconds.values()) <= result["wall_time"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["seconds"] == seconds
     assert "training steps" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_resumed_run_counts_the_time_of_its_earlier_sessions(tmp_path):
+    """A run resumed for more epochs reports the phases of all its sessions; its wall
+    time is this session's, and the report says so."""
+    from handgrad.train.checkpoint import load_checkpoint
+
+    first = train_from_config({**TINY, "epochs": 2}, out_dir=tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.npz")["seconds"]["training steps"]
+    assert saved == pytest.approx(first["seconds"]["training steps"], abs=1e-3)  # all its steps came before
+    resumed = train_from_config({"epochs": 3}, out_dir=tmp_path / "run", resume=True)
+    assert resumed["resumed"] and not first["resumed"]
+    assert resumed["seconds"]["training steps"] > saved > 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "(this session)" in page and "every session" in page
 
 
 @pytest.mark.parametrize("extra", [

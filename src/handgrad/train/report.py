@@ -178,7 +178,8 @@ def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictio
     })
     write_metrics(out / "metrics.jsonl", result["history"])
     write_json(out / "results.json",
-               {k: result[k] for k in ("test_accuracy", "test_loss", "best_val_accuracy", "wall_time", "seconds")})
+               {k: result[k] for k in ("test_accuracy", "test_loss", "best_val_accuracy", "wall_time", "seconds",
+                                       "resumed")})
     # on streams: the next-character prediction at every position of the test text
     X, y = (test.inputs, test.targets) if streams else test
     evaluation = write_evaluation(out, X, y, test_predictions, list(dataset.classes), f"{dataset.name} test set")
@@ -196,8 +197,10 @@ def write_run(out: Path, cfg, dataset, model, test, result: dict, test_predictio
         "test loss": f"{result['test_loss']:.4f}",
         "best validation accuracy": "n/a" if result["best_val_accuracy"] is None
         else f"{result['best_val_accuracy']:.4f}",
-        "wall time": f"{result['wall_time']:.1f} s",
-        "of which": ", ".join(f"{phase} {t:.1f} s" for phase, t in result["seconds"].items()),
+        "wall time": f"{result['wall_time']:.1f} s" + (" (this session)" if result["resumed"] else ""),
+        "training time" if result["resumed"] else "of which":
+            ", ".join(f"{phase} {t:.1f} s" for phase, t in result["seconds"].items())
+            + (" (every session, each up to its last checkpoint)" if result["resumed"] else ""),
         "epochs": cfg["epochs"], "optimizer": f"{cfg['optimizer']} (lr {cfg['lr']:g}, momentum {cfg['momentum']:g})"
         if cfg["optimizer"] == "sgd" else f"{cfg['optimizer']} (lr {cfg['lr']:g})",
         "learning-rate decay": "none" if cfg["lr_decay"] is None else f"x{cfg['lr_decay']:g} per epoch",

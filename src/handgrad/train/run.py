@@ -43,8 +43,9 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
     with truncated BPTT, and its losses are per character of contiguous text.
 
     Returns a JSON-able dict ``{"config", "history", "test_accuracy",
-    "test_loss", "best_val_accuracy", "wall_time", "seconds"}`` (wall time of this
-    call, and the training's by phase: steps, evaluations, checkpoints, test set),
+    "test_loss", "best_val_accuracy", "wall_time", "seconds", "resumed"}`` (wall time
+    of this call, and the training's by phase: steps, evaluations, checkpoints, test
+    set, over every session of a resumed run up to its last checkpoint),
     and with ``eval_test`` ``"final_test_accuracy"``: the last evaluation's, of the
     final weights (``test_accuracy`` is of the best-validation weights).
     """
@@ -91,7 +92,9 @@ def train_from_config(config: dict, out_dir=None, quiet: bool = True, resume: bo
             "test_loss": trainer.test_loss,
             "best_val_accuracy": trainer.best_val_acc if math.isfinite(trainer.best_val_acc) else None,
             "wall_time": time.perf_counter() - start,
-            "seconds": {phase: round(t, 3) for phase, t in trainer.seconds.items()},  # where the time went
+            # where the run's time went, a resumed run's earlier sessions included
+            "seconds": {phase: round(t, 3) for phase, t in trainer.seconds.items()},
+            "resumed": resume,
         }
         if cfg["eval_test"] and history["eval"]:
             # the last evaluation's test accuracy (the final weights), as the course reports it;

@@ -221,7 +221,9 @@ class Trainer:
         self.test_loss = None
         self.test_predictions = None
         self._epoch_start_loader_state = None
-        self.seconds = Counter()  # wall time of the last fit() by phase: where a run's time goes
+        # wall time by phase, where a run's time goes: every session of it (a resumed run's
+        # earlier ones up to their last checkpoint, which is what the result was computed with)
+        self.seconds = Counter()
 
     # -- the loop ------------------------------------------------------------
     def fit(self, resume_from=None) -> dict:
@@ -402,6 +404,7 @@ class Trainer:
             # one float per step: an array is stored as binary, not as JSON text rewritten at every checkpoint
             "history": {**self.history, "iteration_loss": np.asarray(self.history["iteration_loss"], np.float64)},
             "config": self.config,
+            "seconds": dict(self.seconds),
             "counters": {
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "iteration": self.iteration, "samples": self.samples,
@@ -443,6 +446,7 @@ class Trainer:
         self.best_state = state["best_model"]
         self.history = {**state["history"],
                         "iteration_loss": np.asarray(state["history"]["iteration_loss"], np.float64).tolist()}
+        self.seconds = Counter(state.get("seconds") or {})  # (older checkpoints have none)
         c = state["counters"]
         self.epoch, self.batch_in_epoch = c["epoch"], c["batch_in_epoch"]
         self.iteration, self.samples = c["iteration"], c["samples"]
