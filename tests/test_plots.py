@@ -71,6 +71,15 @@ def test_runs_plot_mean_and_std(tmp_path):
     assert_png(tmp_path / "loss_runs.png")
 
 
+def test_a_run_with_one_evaluation_is_drawn_as_a_marker(tmp_path):
+    one = history()
+    one["eval"] = one["eval"][:1]
+    line = plots.plot_runs([one], metric="val_acc").axes[0].lines[0]
+    assert len(line.get_xdata()) == 1 and line.get_marker() == "o"  # a line of one point draws nothing
+    many = plots.plot_runs([history()], metric="val_acc").axes[0].lines[0]
+    assert many.get_marker() in (None, "None", "")
+
+
 def test_runs_at_different_x_cannot_be_averaged():
     other = history(1)
     for r in other["eval"]:

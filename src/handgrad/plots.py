@@ -257,7 +257,8 @@ def plot_runs(runs, metric: str = "val_acc", x: str = "epoch", smoothing: float 
             name = label
         else:
             name = f"{label} (mean of {n} runs)" if label else f"mean of {n} runs"
-        ax.plot(xs, mean, color=color, linewidth=2, label=name or None)
+        # a curve of one point (a run with a single evaluation) is drawn as its marker
+        ax.plot(xs, mean, color=color, linewidth=2, label=name or None, marker="o" if len(xs) == 1 else None)
         ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
     ax.set(xlabel="iteration" if metric == "iteration_loss" else _X_LABELS.get(x, x),
            ylabel=_METRIC_LABELS.get(metric, metric),
