@@ -281,3 +281,16 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_delete_it(finished, tm
     line = one_line_error(handgrad("train", "--out", run, "--resume"), "has no checkpoint.npz to resume from")
     assert "delete the directory to start it again" in line
     assert files_of(run) == before
+
+
+def test_a_failed_run_in_a_directory_that_held_files_removes_only_its_own(tmp_path):
+    """--out a folder that already holds the config file (and plots) of the user: a run
+    that diverges there removes what it wrote and leaves what was there."""
+    exp = tmp_path / "exp"
+    (exp / "plots").mkdir(parents=True)
+    (exp / "plots" / "mine.png").write_bytes(b"not the run's")
+    (exp / "notes.toml").write_text('model = "mlp"\ndata = "digits"\noptimizer = "sgd"\nlr = 1e30\n')
+    before = files_of(exp)
+    proc = handgrad("train", "--config", exp / "notes.toml", "--out", exp, "--quiet")
+    assert proc.returncode == 1 and "training diverged" in proc.stderr
+    assert files_of(exp) == before

@@ -529,7 +529,9 @@ def test_a_sweep_on_a_data_file_named_relative_to_the_working_directory_resumes(
 
 
 def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
-    """handgrad sweep --list | head: the reader closes the pipe; no 'Broken pipe' error."""
+    """handgrad sweep --list | head: the reader closes the pipe; no 'Broken pipe' error, and
+    the status of a program stopped by SIGPIPE (141, as `yes | head`), so a script with
+    pipefail still sees that the command did not finish."""
     paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     lrs = ", ".join(f"{k / 1e5:.5f}" for k in range(1, 3001))  # a listing beyond the pipe's buffer
@@ -537,5 +539,5 @@ def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     assert proc.stdout.readline().startswith(b"3000 settings")
     proc.stdout.close()
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) == 141
     assert proc.stderr.read() == b""

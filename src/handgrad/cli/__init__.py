@@ -6,6 +6,7 @@ import argparse
 import json
 import importlib
 import os
+import signal
 import sys
 
 from .. import __version__
@@ -52,9 +53,9 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.run(args)
-    except BrokenPipeError:  # the reader went away (handgrad sweep --list | head): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails silently
-        return 0
+    except BrokenPipeError:  # the reader went away (handgrad sweep --list | head): stop quietly,
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (so the exit's flush cannot fail)
+        return 128 + signal.SIGPIPE  # with the status of a program that SIGPIPE stopped, as `yes | head`
     except (UsageError, ValueError, KeyError, ImportError, OSError) as exc:
         if os.environ.get("HANDGRAD_DEBUG"):
             raise

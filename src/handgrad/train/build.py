@@ -205,7 +205,8 @@ def check_fits(model, name: str, dataset, loss=None) -> None:
     """Raise ConfigError naming the model and the data set when a forward pass of one
     training sample, or its ``loss``, fails (wrong input shape, rank or vocabulary;
     outputs that do not match the targets, as a classifier's on next-character targets)."""
-    x, y = model.array_module().asarray(dataset.train[0][:1]), dataset.train[1][:1]  # x where the model is
+    # x where the model is; y on the host: ``loss`` is given only by build(), whose model is on the host
+    x, y = model.array_module().asarray(dataset.train[0][:1]), dataset.train[1][:1]
     cannot = f"model {name!r} cannot take data set {dataset.name!r}"
     training = model.training
     model.eval()

@@ -164,6 +164,7 @@ class RunDir:
         # the folders this run makes, deepest first: a run that leaves nothing removes them
         self._made = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
+        self._found = {entry.name for entry in self.path.iterdir()}  # a failed run removes only what it wrote
         self._fd = _locked(self.path / LOCK)
         if self._fd is None:
             raise self._in_use()
@@ -201,14 +202,24 @@ class RunDir:
     def close(self, failed: bool = False) -> None:
         """Release the lock. A run that wrote nothing leaves nothing: not the lock file,
         nor the folders it made. ``failed``: the run stopped on an error; a fresh run
-        that had saved no checkpoint yet (its manifest, at most metrics and plots) is
-        removed too, since it could neither be resumed nor started again in its place."""
+        that had saved no checkpoint yet (its manifest, at most metrics and plots) removes
+        what it wrote, since it could neither be resumed nor started again in its place;
+        what was in the directory before it opened stays."""
         if self._fd is None:
             return
-        if failed and not self.resume and _unsaved_run(self.path):
-            _empty(self.path)
-        if [p.name for p in self.path.iterdir()] == [LOCK]:
-            (self.path / LOCK).unlink()
+        saved = any((self.path / name).exists() for name in (CHECKPOINT, MODEL))
+        if failed and not self.resume and not saved:
+            for entry in self.path.iterdir():
+                if entry.name in self._found or entry.name == LOCK:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        left = {entry.name for entry in self.path.iterdir()} - {LOCK}
+        if left <= self._found:  # nothing of this run's: neither its lock file nor the folders it made
+            if LOCK not in self._found:
+                (self.path / LOCK).unlink()
             for folder in self._made:
                 try:
                     folder.rmdir()

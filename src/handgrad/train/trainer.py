@@ -446,7 +446,10 @@ class Trainer:
         self.best_state = state["best_model"]
         self.history = {**state["history"],
                         "iteration_loss": np.asarray(state["history"]["iteration_loss"], np.float64).tolist()}
-        self.seconds = Counter(state.get("seconds") or {})  # (older checkpoints have none)
+        seconds = state.get("seconds") or {}  # (older checkpoints have none)
+        if not (isinstance(seconds, dict) and all(isinstance(t, (int, float)) for t in seconds.values())):
+            raise ValueError(f"damaged checkpoint: its 'seconds' are not times by phase: {seconds!r:.80}")
+        self.seconds = Counter(seconds)
         c = state["counters"]
         self.epoch, self.batch_in_epoch = c["epoch"], c["batch_in_epoch"]
         self.iteration, self.samples = c["iteration"], c["samples"]
