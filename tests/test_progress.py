@@ -11,7 +11,7 @@ from handgrad.train.progress import Meter, format_duration, track, tracker
 from trainer_helpers import blobs, mlp
 
 
-@pytest.mark.parametrize("seconds, text", [(0.0349, "35 ms"), (0.42, "0.4 s"), (12.34, "12.3 s"), (245, "4 min 5 s"),
+@pytest.mark.parametrize("seconds, text", [(0.42, "0.4 s"), (12.34, "12.3 s"), (245, "4 min 5 s"),
                                            (7380, "2 h 3 min"), (None, "-")])
 def test_durations_carry_their_units(seconds, text):
     assert format_duration(seconds) == text

@@ -37,11 +37,9 @@ def resolve_mode(mode: str, stream=None) -> str:
 
 
 def format_duration(seconds) -> str:
-    """A duration with its units: ``'35 ms'``, ``'0.4 s'``, ``'12.3 s'``, ``'4 min 5 s'``, ``'2 h 3 min'``."""
+    """A duration with its units: ``'0.4 s'``, ``'12.3 s'``, ``'4 min 5 s'``, ``'2 h 3 min'``."""
     if seconds is None or seconds != seconds:
         return "-"
-    if seconds < 0.1:
-        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
