@@ -106,3 +106,11 @@ def test_checkpoint_file_is_not_a_model(tmp_path):
     assert np.array_equal(load_checkpoint(tmp_path / "c.npz")["model"]["w"], np.ones(2))
     with pytest.raises(ValueError, match="c.npz: holds a 'checkpoint', not a model"):
         load_model(tmp_path / "c.npz")
+
+
+def test_a_model_that_load_model_could_not_rebuild_is_refused_when_saved(tmp_path):
+    from handgrad import nn
+
+    with pytest.raises(ValueError, match=r"'model' must name a zoo model .* got 'Net'; save a model of your own"):
+        save_model(tmp_path / "m.npz", nn.Sequential(nn.Linear(3, 2)), {"model": "Net"})
+    assert not (tmp_path / "m.npz").exists()

@@ -3,10 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from handgrad import nn
+import handgrad
+from handgrad import nn, optim
 from handgrad.optim import SGD
 from handgrad.train import Trainer, TrainingDiverged, evaluate, load_checkpoint
-from trainer_helpers import blobs, make_trainer
+from trainer_helpers import blobs, make_trainer, mlp
 
 
 def test_trainer_learns_synthetic_blobs():
@@ -167,3 +168,47 @@ def test_arrays_are_batched_by_the_data_loader_and_train_subset_is_fixed():
     history = trainer.fit()
     assert len(history["iteration_loss"]) == 20
     assert history["eval"][-1]["train_acc"] > 0.9
+
+
+def test_a_regression_keeps_the_weights_of_the_lowest_validation_loss(tmp_path):
+    """MSELoss has no accuracy: the Trainer reports none and keeps the best validation
+    loss's weights (it used to keep the first evaluation's, all accuracies being 0)."""
+    from handgrad.plots import plot_curves
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 3)).astype(np.float32)
+    y = (X @ np.array([[1.0], [-2.0], [0.5]], np.float32) + 0.3).astype(np.float32)
+    handgrad.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 1))
+    trainer = Trainer(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.05), (X, y), (X[:50], y[:50]),
+                      test_data=(X[50:100], y[50:100]), epochs=4, batch_size=32, progress="none", workers=1)
+    history = trainer.fit()
+    val_losses = [r["val_loss"] for r in history["eval"]]
+    assert val_losses == sorted(val_losses, reverse=True)  # improving: the last evaluation is the best
+    assert all(r["val_acc"] is None and r["train_acc"] is None for r in history["eval"])
+    final = evaluate(trainer.model, nn.MSELoss(), (X[:50], y[:50]))
+    assert final["loss"] == val_losses[-1] and final["accuracy"] is None
+    assert trainer.test_accuracy is None and trainer.best_val_acc == -float("inf")
+    plot_curves(history, path=tmp_path / "curves.png")  # a history without accuracies draws its losses
+
+
+def test_distributions_as_targets_are_scored_by_their_argmax():
+    """CrossEntropyLoss takes one-hot rows; evaluation compares the argmax of both."""
+    X, y = blobs(300)
+    handgrad.manual_seed(0)
+    model = mlp()
+    onehot = np.eye(int(y.max()) + 1, dtype=np.float32)[y]
+    by_labels, by_rows = (evaluate(model, nn.CrossEntropyLoss(), (X, t)) for t in (y, onehot))
+    assert by_rows["accuracy"] == by_labels["accuracy"]
+    assert by_rows["loss"] == pytest.approx(by_labels["loss"], rel=1e-6)
+
+
+def test_nan_in_the_training_data_is_named_as_the_data_not_the_learning_rate():
+    X, y = blobs(300)
+    X[37, 1] = np.nan
+    model = mlp()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (X, y), epochs=1,
+                      batch_size=50, progress="none", workers=1)
+    with pytest.raises(ValueError, match=r"the training data holds NaN or inf: 1 of the 50 samples of the batch "
+                                         r"of iteration \d+ \(epoch 1\)"):
+        trainer.fit()

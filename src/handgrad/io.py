@@ -88,8 +88,14 @@ def read_npz(path) -> tuple[dict, dict]:
 def save_model(path, model, metadata: dict) -> Path:
     """Save ``model.state_dict()`` with ``metadata``, which must name the zoo model
     (``"model"``) and may give its constructor arguments (``"model_kwargs"``)."""
+    from .models import MODELS
+
     if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), str):
         raise ValueError(f"save_model({path}): metadata must be a dict with the zoo model name under 'model'")
+    if metadata["model"] not in MODELS:  # load_model could not rebuild it: refuse now, not at loading
+        raise ValueError(f"save_model({path}): 'model' must name a zoo model ({', '.join(sorted(MODELS))}), got "
+                         f"{metadata['model']!r}; save a model of your own as its state_dict() "
+                         f"(write_npz(path, model.state_dict(), {{}}); load_state_dict(read_npz(path)[0]))")
     meta = {"kind": "model", "model_kwargs": {}, **metadata}
     return write_npz(path, model.state_dict(), meta)
 

@@ -17,6 +17,8 @@ class CrossEntropyLoss(Module):
     for the formula and the gradient dL/dz = (softmax(z) - t) / N.
     """
 
+    classifies = True
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         check_reduction(self, reduction)
@@ -54,6 +56,8 @@ class CrossEntropyLoss(Module):
 
 class MSELoss(Module):
     """L = mean((x - t)^2) (or the sum); dL/dx = 2 (x - t) / K."""
+
+    classifies = False
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()

@@ -23,6 +23,12 @@ attributes read by :mod:`handgrad.parallel` (never a list of classes):
   over every core, or an element-wise pass that costs little next to one. A
   model made only of such layers (an MLP) gains nothing from sharing its
   batches between processes, so ``workers="auto"`` trains it in one.
+
+A loss declares ``classifies``: True when its targets are class labels (or
+distributions over the classes), so evaluation reports accuracy and the Trainer
+keeps the weights of the best validation accuracy; False when they are not (MSE),
+and the Trainer keeps those of the lowest validation loss; None (a loss of your
+own that does not say): integer targets are labels.
 """
 from __future__ import annotations
 
@@ -96,6 +102,7 @@ class Module:
     batch_statistics = False
     carries_state = False
     blas_bound = False
+    classifies = None  # (a loss) whether its targets are classes; None: when they are integers
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())

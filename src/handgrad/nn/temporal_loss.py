@@ -22,6 +22,8 @@ class TemporalCrossEntropyLoss(Module):
     the (N T, C) reshaped logits.
     """
 
+    classifies = True
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         check_reduction(self, reduction)

@@ -103,7 +103,9 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
     loss is the mean over every position scored: for a character model, nats per
     character of the contiguous text. Accuracy is the fraction of labels equal to
     the argmax of the outputs over the last axis, which covers (N, C) logits with
-    (N,) labels and (N, T, C) with (N, T).
+    (N,) labels (or (N, C) distributions, whose argmax is the label) and (N, T, C)
+    with (N, T); it is None for a loss that does not classify (``loss.classifies``,
+    or for a loss that does not say, targets that are not integers).
     Returns ``{"loss", "accuracy", "non_finite"}``, and ``"predictions"`` (as
     :func:`predict` gives them) with ``keep_predictions``; ``non_finite`` is True
     when some output was NaN or inf (the loss is then not computed).
@@ -114,7 +116,7 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
     summed = loss.reduction == "sum"
     was_training = model.training
     model.eval()
-    total_loss, correct, count, samples, predictions = 0.0, 0, 0, 0, []
+    total_loss, correct, count, samples, predictions, classifies = 0.0, 0, 0, 0, [], None
     put = _to_model(model)
     try:
         inputs = data[0] if arrays else data
@@ -124,9 +126,13 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
             with no_grad():  # nothing kept for a backward pass
                 batch_loss = loss(out, put(yb))
             labels = to_host(yb)
+            if classifies is None:
+                classifies = loss.classifies if loss.classifies is not None else labels.dtype.kind in "iub"
             weight = len(labels) if arrays else labels.size
             total_loss += batch_loss if summed else batch_loss * weight
             predicted = to_host(out.argmax(axis=-1))
+            if labels.ndim > predicted.ndim:  # distributions over the classes (one-hot rows): their argmax
+                labels = labels.argmax(axis=-1)
             correct += int((predicted == labels).sum())
             count += labels.size
             samples += weight
@@ -134,7 +140,8 @@ def evaluate(model, loss, data, batch_size: int = 256, keep_predictions: bool = 
                 predictions.append(predicted)
     finally:
         model.train(was_training)
-    result = {"loss": total_loss / samples, "accuracy": correct / count, "non_finite": False}
+    accuracy = correct / count if classifies else None  # (a regression's outputs have no classes)
+    result = {"loss": total_loss / samples, "accuracy": accuracy, "non_finite": False}
     if keep_predictions:
         result["predictions"] = np.concatenate(predictions, axis=0 if arrays else 1)
     return result

@@ -14,9 +14,10 @@ share the batch's rows between processes; nothing else of the loop changes.
 
 Around it the Trainer evaluates on the validation set (every epoch, or every
 ``eval_every`` training samples, and before the first update with
-``eval_at_start``), keeps the weights with the best validation accuracy and puts
-them back at the end, stops early when validation accuracy has not improved for
-``patience`` evaluations, decays the learning rate, writes checkpoints, and stops
+``eval_at_start``), keeps the weights with the best validation accuracy (for a
+loss that does not classify, such as MSE, see ``Module.classifies``: the lowest
+validation loss) and puts them back at the end, stops early when that has not
+improved for ``patience`` evaluations, decays the learning rate, writes checkpoints, and stops
 with :class:`TrainingDiverged` as soon as the output or the loss is NaN or inf.
 
 Stateful models (truncated BPTT). A model that declares ``carries_state`` (a
@@ -64,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..backend import array_module, device_module, to_device, to_scalar
+from ..backend import array_module, device_module, to_device, to_host, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, resolve_workers
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -133,7 +134,7 @@ class Trainer:
             never picks the best model.
         print_every: log a line every this many iterations (plain log mode).
         clip_grad_norm: clip the global gradient norm to this value before each step.
-        patience: stop after this many evaluations without a better val accuracy.
+        patience: stop after this many evaluations without a better val accuracy (or loss).
         checkpoint_dir: write ``checkpoint.npz`` there every epoch and at each evaluation.
         seed: seeds the global generator at the start of a fresh ``fit()``, the data
             loader's shuffling and the train subset; None leaves the generator alone.
@@ -213,7 +214,7 @@ class Trainer:
         self.batch_in_epoch = 0   # batches of the current epoch already trained on
         self.iteration = 0        # training iterations done
         self.samples = 0          # training samples seen
-        self.best_val_acc = -math.inf
+        self.best_score = -math.inf  # of the best weights: validation accuracy, or minus the loss (see below)
         self.best_state = None
         self.evals_since_best = 0
         self.stopped_early = False
@@ -281,6 +282,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf are reported right below
             out = self._net(x)
             if not to_scalar(array_module(out).isfinite(out).all()):  # before the loss sees it
+                self._check_finite_inputs(x)
                 self._diverged("the model output contains NaN or inf")
             loss = self.loss(out, y)
             if not math.isfinite(loss):
@@ -336,7 +338,8 @@ class Trainer:
                             keep_predictions=True, progress=self.progress.tracker("test set"))
         self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
         self.test_predictions = test["predictions"]
-        self.progress.message(f"test set (best model): loss {self.test_loss:.4f}, accuracy {self.test_accuracy:.4f}")
+        accuracy = "" if self.test_accuracy is None else f", accuracy {self.test_accuracy:.4f}"
+        self.progress.message(f"test set (best model): loss {self.test_loss:.4f}{accuracy}")
 
     def _eval_and_checkpoint(self) -> None:
         record = {"epoch": self.iteration_epoch(), "iteration": self.iteration, "samples": self.samples,
@@ -348,8 +351,10 @@ class Trainer:
         if self.val_data is not None:
             val = self._evaluate("validation", self.val_data)
             record.update(val_loss=val["loss"], val_acc=val["accuracy"])
-            if val["accuracy"] > self.best_val_acc:
-                self.best_val_acc = val["accuracy"]
+            # the best weights: the highest validation accuracy, or for a loss without one the lowest loss
+            score = -val["loss"] if val["accuracy"] is None else val["accuracy"]
+            if score > self.best_score:
+                self.best_score = score
                 self.best_state = self.model.state_dict()
                 self.evals_since_best = 0
             else:
@@ -362,7 +367,8 @@ class Trainer:
         self.history["eval"].append(record)
         self.progress.message(self._describe(record))
         if self.stopped_early:
-            self.progress.message(f"early stopping: no better validation accuracy in {self.patience} evaluations")
+            what = "loss" if record["val_acc"] is None else "accuracy"
+            self.progress.message(f"early stopping: no better validation {what} in {self.patience} evaluations")
         self._checkpoint()
         if self.on_eval is not None:
             self.on_eval(self, record)
@@ -379,7 +385,21 @@ class Trainer:
                 parts.append(f"{key} {r[key]:.4f}")
         return ", ".join(parts)
 
+    @property
+    def best_val_acc(self) -> float:
+        """The best validation accuracy so far (-inf before any, and for a loss that does not classify)."""
+        scored = [r for r in self.history["eval"] if r["val_loss"] is not None]
+        return self.best_score if scored and scored[-1]["val_acc"] is not None else -math.inf
+
     # -- failure -------------------------------------------------------------
+    def _check_finite_inputs(self, x) -> None:
+        """A non-finite output from non-finite inputs is the data's fault, not the learning rate's."""
+        xp = array_module(x)
+        if x.dtype.kind == "f" and not to_scalar(xp.isfinite(x).all()):
+            rows = to_host(xp.flatnonzero(~xp.isfinite(x).reshape(len(x), -1).all(axis=1)))
+            raise ValueError(f"the training data holds NaN or inf: {len(rows)} of the {len(x)} samples of the batch "
+                             f"of iteration {self.iteration + 1} (epoch {self.epoch + 1}); remove or fix them")
+
     def _diverged(self, what: str):
         where = (f"the last good checkpoint is {self.checkpoint_path}"
                  if self.checkpoint_path is not None and self.checkpoint_path.exists()
@@ -408,7 +428,7 @@ class Trainer:
             "counters": {
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "iteration": self.iteration, "samples": self.samples,
-                "best_val_acc": None if self.best_state is None else self.best_val_acc,
+                "best_val_acc": None if self.best_state is None else self.best_score,  # (the key of old files)
                 "evals_since_best": self.evals_since_best, "stopped_early": self.stopped_early,
                 "lr": get_lr(self.optimizer),
             },
@@ -453,6 +473,6 @@ class Trainer:
         c = state["counters"]
         self.epoch, self.batch_in_epoch = c["epoch"], c["batch_in_epoch"]
         self.iteration, self.samples = c["iteration"], c["samples"]
-        self.best_val_acc = -math.inf if c["best_val_acc"] is None else c["best_val_acc"]
+        self.best_score = -math.inf if c["best_val_acc"] is None else c["best_val_acc"]
         self.evals_since_best, self.stopped_early = c["evals_since_best"], c["stopped_early"]
         set_lr(self.optimizer, c["lr"])
