@@ -189,3 +189,17 @@ def test_grouped_and_depthwise_convolutions_match_onnxruntime(tmp_path, rng, gro
     x = rng.standard_normal((2, 4, 6, 5)).astype(np.float32)
     path = export_onnx(model, (4, 6, 5), tmp_path / "grouped.onnx")
     np.testing.assert_allclose(run_onnx(path, x), model.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_of_ones_own_is_named_with_what_can_be_exported(tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(ValueError, match=r"no ONNX converter for the model Net \(a Sequential of supported layers"):
+        export_onnx(Net(), (4,), tmp_path / "m.onnx", {"classes": ["a", "b"]})
+    assert not (tmp_path / "m.onnx").exists()

@@ -212,3 +212,16 @@ def test_nan_in_the_training_data_is_named_as_the_data_not_the_learning_rate():
     with pytest.raises(ValueError, match=r"the training data holds NaN or inf: 1 of the 50 samples of the batch "
                                          r"of iteration \d+ \(epoch 1\)"):
         trainer.fit()
+
+
+def test_plain_python_lists_are_refused_naming_what_to_pass():
+    from handgrad.data import DataLoader
+
+    with pytest.raises(TypeError, match=r"DataLoader: dataset\[1\] \(y\) must be an array \(np.asarray"):
+        DataLoader((np.ones((3, 2)), [0, 1, 0]), 2)
+    with pytest.raises(TypeError, match=r"Linear: expected an array input \(np.asarray\(...\)\), got list"):
+        nn.Linear(4, 3)([[1.0, 2.0, 3.0, 4.0]])
+    layer = nn.Linear(3, 4)
+    layer(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Linear.backward: dout must have the output's shape .* \(2, 4\), got \(5, 3\)"):
+        layer.backward(np.ones((5, 3), np.float32))

@@ -174,7 +174,9 @@ def _emit(g: _Graph, module: nn.Module, x: str, x_array, name: str):
         converter = _simple("Identity")
     if converter is None:
         known = ", ".join(sorted([t.__name__ for t in _CONVERTERS] + list(_IDENTITY_IN_EVAL)))
-        raise ValueError(f"export_onnx: no ONNX converter for layer '{name}' ({type(module).__name__}); supported: {known}")
+        what = f"layer '{name}' ({type(module).__name__})" if name else \
+            f"the model {type(module).__name__} (a Sequential of supported layers is walked layer by layer)"
+        raise ValueError(f"export_onnx: no ONNX converter for {what}; supported: {known}")
     return converter(g, module, x, name or type(module).__name__, x_array), module(x_array)
 
 

@@ -67,6 +67,10 @@ class DataLoader(BatchSource):
         if not isinstance(dataset, (tuple, list)) or not dataset:
             raise TypeError(f"DataLoader: dataset must be a non-empty tuple of arrays (X, y, ...), got {type(dataset).__name__}")
         arrays = tuple(dataset)
+        for i, a in enumerate(arrays):
+            if not hasattr(a, "shape"):  # a list would be indexed as a list: make the array explicitly
+                raise TypeError(f"DataLoader: dataset[{i}] ({'X' if i == 0 else 'y' if i == 1 else 'array'}) must "
+                                f"be an array (np.asarray(...)), got {type(a).__name__}")
         lengths = [len(a) for a in arrays]
         if len(set(lengths)) != 1:
             raise ValueError(f"DataLoader: arrays in the dataset must have the same length, got lengths {lengths}")

@@ -43,6 +43,10 @@ class Linear(Module):
         return out
 
     def backward(self, dout):
+        rows = self._cache[0][0]
+        if dout.shape != (rows, self.out_features):
+            raise ValueError(f"Linear.backward: dout must have the output's shape (N, out_features) = "
+                             f"{(rows, self.out_features)}, got {tuple(dout.shape)}")
         dx, dw, db = linear_backward(dout, self._cache, self.input_grad)
         self.weight.grad += dw
         if self.bias is not None:

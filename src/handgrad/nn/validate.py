@@ -8,8 +8,14 @@ import math
 from ..backend import array_module, to_scalar
 
 
+def _check_array(layer, x) -> None:
+    if not hasattr(x, "ndim"):  # a list or a number: say so, rather than fail on .ndim
+        raise TypeError(f"{type(layer).__name__}: expected an array input (np.asarray(...)), got {type(x).__name__}")
+
+
 def check_rank(layer, x, ranks, layout: str) -> None:
-    """Raise ValueError unless ``x.ndim`` is in ``ranks``."""
+    """Raise ValueError unless ``x.ndim`` is in ``ranks`` (TypeError unless ``x`` is an array)."""
+    _check_array(layer, x)
     if x.ndim not in ranks:
         raise ValueError(
             f"{type(layer).__name__}: expected a {' or '.join(f'{r}-D' for r in ranks)} input {layout}, "
@@ -18,6 +24,7 @@ def check_rank(layer, x, ranks, layout: str) -> None:
 
 
 def check_min_rank(layer, x, rank: int, layout: str) -> None:
+    _check_array(layer, x)
     if x.ndim < rank:
         raise ValueError(f"{type(layer).__name__}: expected an input {layout} of rank >= {rank}, got shape {tuple(x.shape)}")
 
