@@ -46,17 +46,18 @@ def test_mlp_learns_two_moons():
 def test_readme_training_step_matches_torch():
     """The training step exactly as the README writes it, against torch doing the same."""
     rng = np.random.default_rng(0)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
-    ref_model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    ref_model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                    torch.nn.Linear(256, 10))
     copy_weights(model, ref_model)
     ref_criterion = torch.nn.CrossEntropyLoss()
     ref_optimizer = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9)
 
     for step in range(5):
-        x = rng.random((32, 784), dtype=np.float32)
+        x = rng.random((32, 1, 28, 28), dtype=np.float32)
         y = rng.integers(0, 10, 32)
 
         logits = model(x)
