@@ -541,3 +541,68 @@ def test_a_listing_cut_short_by_its_reader_is_not_an_error(tmp_path):
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141
     assert proc.stderr.read() == b""
+
+
+# --- the sweep directory -------------------------------------------------------
+
+
+def test_a_misspelled_metric_is_refused_before_any_run(tmp_path):
+    spec = {"sweep": {"grid": {"lr": [0.1]}, "metric": "best_val_acuracy"}}
+    with pytest.raises(ValueError, match=r"metric 'best_val_acuracy' is not what a training run reports; "
+                                         r"choose from test_accuracy, test_loss, best_val_accuracy"):
+        run_sweep(spec, tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_training_run_directory_or_a_busy_sweep_is_refused(tmp_path):
+    import fcntl
+
+    from handgrad.train.rundir import RunDirError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    spec = {"config": {"epochs": 1}, "sweep": {"grid": {"lr": [0.1]}}}
+    with pytest.raises(RunDirError, match="holds a training run .config.json., not a sweep"):
+        run_sweep(spec, run, fit)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    fd = os.open(busy / ".lock", os.O_RDWR | os.O_CREAT)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(busy / '.lock')!r}, os.O_RDWR)\n"
+                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match="in use by another handgrad sweep"):
+            run_sweep(spec, busy, fit)
+        assert sorted(p.name for p in busy.iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+        os.close(fd)
+    assert run_sweep(spec, busy, fit)["executed"] == 1  # free again
+
+
+def test_a_changed_spec_says_which_earlier_runs_leave_the_report(tmp_path):
+    first = run_sweep({"config": {"epochs": 2}, "sweep": {"grid": {"lr": [0.1, 0.2]}}}, tmp_path, fit)
+    assert first["left_out"] == []
+    more = run_sweep({"config": {"epochs": 2}, "sweep": {"grid": {"lr": [0.1, 0.2]}, "seeds": [0, 1]}}, tmp_path, fit)
+    assert (more["executed"], more["skipped"], more["left_out"]) == (2, 2, [])  # a superset: nothing left out
+    other = run_sweep({"config": {"epochs": 2}, "sweep": {"grid": {"lr": [0.3]}}}, tmp_path, fit)
+    assert len(other["left_out"]) == 4 and all((tmp_path / "runs" / r).is_dir() for r in other["left_out"])
+
+
+def test_a_sweep_run_trains_in_one_process_whatever_jobs_says(tmp_path, monkeypatch):
+    """The default run function trains each run with workers = 1 unless the config
+    says otherwise, so --jobs 1 and --jobs 2 give the same results."""
+    from handgrad import train as train_module
+    from handgrad.sweep.runner import train_or_resume
+
+    seen = []
+    monkeypatch.setattr(train_module, "train_from_config", lambda config, **kw: seen.append(config["workers"]))
+    train_or_resume({"lr": 0.1})
+    train_or_resume({"lr": 0.1, "workers": 2})
+    assert seen == [1, 2]

@@ -124,6 +124,9 @@ def run(args) -> int:
     diverged = sum(f["kind"] == "diverged" for f in summary["failures"])
     print(f"{summary['runs']} runs: {summary['executed']} executed, {summary['skipped']} already finished, "
           f"{len(summary['failures']) - diverged} failed" + (f", {diverged} diverged" if diverged else ""))
+    if summary["left_out"]:
+        print(f"{len(summary['left_out'])} runs of this directory's previous spec are not in this one: "
+              f"left in {args.out}/runs, out of the report")
     best = summary["best"]
     if best:
         print(f"best: {best['label']}: {best['metric']} {best['mean']:.4f} ± {best['std']:.4f}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import write_json
@@ -48,6 +49,10 @@ def load_spec(path) -> dict:
     return read_toml(path)
 
 
+# what a run of the default run function reports, for [sweep] metric
+RUN_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy", "final_test_accuracy", "wall_time")
+
+
 def default_run_fn():
     return train_or_resume
 
@@ -57,10 +62,17 @@ def train_or_resume(config: dict, out_dir=None) -> dict:
     a run an interrupted sweep left in ``out_dir`` (a kill, a lost worker, Ctrl-C)
     continues: from its checkpoint, bitwise as if it had never stopped; or, when it
     was stopped before its first checkpoint and so saved nothing but its manifest,
-    from the start."""
+    from the start.
+
+    A run trains in one process (``workers = 1``) unless its config says otherwise:
+    a sweep spreads its runs over the cores instead (``--jobs``), and the results
+    then do not depend on how many run at once (with 2 processes a run's weights
+    would differ from 1 process's by float rounding, which 3 epochs can grow into
+    a different test accuracy)."""
     from ..train import train_from_config
     from ..train.rundir import CHECKPOINT, clear_unsaved_run
 
+    config = {"workers": 1, **config}
     if out_dir is None:
         return train_from_config(config)
     if (Path(out_dir) / CHECKPOINT).is_file():
@@ -119,14 +131,54 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
     ``'none'``) shows each finished run and the runs done, running and failed, with
     the time left. Returns a summary: how many runs there are, how many were
     skipped as already finished, the failures, the settings merged into another
-    (``{index: first index}``, see :func:`~handgrad.sweep.space.merged_settings`)
-    and the best setting.
+    (``{index: first index}``, see :func:`~handgrad.sweep.space.merged_settings`),
+    the runs of the directory's previous spec that this one leaves out
+    (``left_out``: they stay in ``runs/`` but leave the report) and the best setting.
+    The directory is locked while the sweep runs; a training run's directory is refused.
     """
     _check_jobs(n_jobs)
     out_dir = Path(out_dir).resolve()  # workers (Dask) resolve relative paths against their own cwd
     runs = expand(spec, forced)
     merged = merged_settings(spec, forced)
     run_fn = run_fn or default_run_fn()
+    if run_fn is train_or_resume:
+        _check_metric(spec)
+    with _sweep_lock(out_dir):
+        return _run_sweep(spec, out_dir, runs, merged, run_fn, n_jobs, scheduler, client, forced, on_record,
+                          report, progress)
+
+
+def _check_metric(spec: dict) -> None:
+    metric = spec.get("sweep", {}).get("metric")
+    if metric is not None and metric not in RUN_METRICS:
+        raise ValueError(f"[sweep] metric {metric!r} is not what a training run reports; "
+                         f"choose from {', '.join(RUN_METRICS)}")
+
+
+@contextmanager
+def _sweep_lock(out_dir: Path):
+    """The sweep directory, locked for this process: a second sweep on it (or a
+    training run's directory as --out) fails at once, before anything is written."""
+    from ..train.rundir import LOCK, MANIFEST, RunDirError, _locked
+
+    if (out_dir / MANIFEST).exists() and not (out_dir / "sweep.json").exists():
+        raise RunDirError(f"{out_dir} holds a training run ({MANIFEST}), not a sweep; choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = _locked(out_dir / LOCK)
+    if fd is None:
+        raise RunDirError(f"sweep directory {out_dir} is in use by another handgrad sweep; wait for it to "
+                          f"finish or choose another --out")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_sweep(spec, out_dir, runs, merged, run_fn, n_jobs, scheduler, client, forced, on_record, report,
+               progress) -> dict:
+    previous = read_json(out_dir / "sweep.json") if (out_dir / "sweep.json").exists() else None
+    ids = {run.run_id for run in runs}
+    left_out = [r["run_id"] for r in (previous or {}).get("runs", []) if r.get("run_id") not in ids]
     write_json(out_dir / "sweep.json", {
         "spec": spec,
         "forced": forced or {},
@@ -152,7 +204,7 @@ def run_sweep(spec: dict, out_dir, run_fn=None, n_jobs: int = 1, scheduler: str 
                 on_record(run, record, done, len(todo))
             _show(meter, run_line(run, record, done, len(todo)), len(todo) - done, slots, failures)
     summary = {"runs": len(runs), "executed": len(todo), "skipped": len(runs) - len(todo), "failures": failures,
-               "merged": merged}
+               "merged": merged, "left_out": left_out}
     if report:
         from .report import write_report
 
