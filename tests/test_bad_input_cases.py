@@ -169,6 +169,11 @@ CASES = [
     ("seed-string-evaluate", evaluate(bad_model(seed="zero")), ["m.npz", "'seed'"]),
     ("data-kwargs-list-evaluate", evaluate(bad_model(data_kwargs=[1])), ["m.npz", "'data_kwargs'"]),
     ("truncated-model", predict(truncated), ["m.npz", "not a readable"]),
+    ("data-file-missing-evaluate", evaluate(good, ["--data", "gone/test.npz"]),
+     ["--data gone/test.npz: no such file or folder"]),
+    ("images-not-npy-or-csv", lambda files, tmp: [
+        "predict", "--checkpoint", good(files, tmp), "--images", tmp / "photo.png", "--out", tmp / "preds.csv"],
+     ["photo.png", "expected a .npy array or a .csv of pixels"]),
     ("data-the-model-cannot-take", evaluate(good, ["--data", "digits"]),
      ["model 'mlp' cannot take data set 'digits'", "expected 2 input features"]),
     ("data-the-model-cannot-take-predict", lambda files, tmp: [

@@ -69,3 +69,13 @@ def test_evaluate_predict_and_generate_say_what_cuda_needs(tmp_path):
                               text=True, cwd=tmp_path, env=ENV, timeout=300)
         assert proc.returncode == 2 and "needs CuPy: pip install cupy-cuda12x" in proc.stderr, proc.stderr
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_warning_is_one_line_of_its_own(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "gaps.npz", x_train=rng.random((60, 4)).astype(np.float32), y_train=rng.choice([1, 3], 60))
+    proc = handgrad("train", "--data", "gaps.npz", "--epochs", "1", "--quiet", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warning == ["handgrad: warning: gaps.npz: no sample has label 0, 2 of 0..3: 2 of the 4 "
+                       "classes are empty (labels count from 0; renumber them to remove these)"], proc.stderr

@@ -39,6 +39,8 @@ CASES = [
     ({}, ["train", "--data", "nowhere.npz"], "--data nowhere.npz: no such file or folder"),
     ({}, ["train", "--data", "/nope/digits"], "--data /nope/digits: no such file or folder"),
     ({}, ["train", "--data", "fashion_mnist"], "unknown data set 'fashion_mnist'; known data sets:"),
+    ({}, ["train", "--data", "digits", "--set", "data_fraction=0.001"],
+     "data set digits: 1 training samples are too few to hold out a validation set of 0.1"),
     ({"corpus.txt": "to be, or not to be: that is the question. " * 200},
      ["train", "--model", "mlp", "--data", "text", "--text-file", "corpus.txt"],
      "model 'mlp' cannot take data set 'text' (outputs of shape (16,) per sample, targets of shape (50,))"),

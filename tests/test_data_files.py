@@ -202,6 +202,8 @@ X8, Y8 = pixels(8)
     ({"x_train": np.full((8, 2), np.nan), "y_train": Y8}, "NaN"),
     ({"x_train": X8, "y_train": Y8, "x_test": pixels(4, size=4)[0], "y_test": Y8[:4]}, "x_test samples"),
     ({"x_train": X8, "y_train": Y8, "x_test": X8 / 255, "y_test": Y8}, "x_train is uint8 and x_test float64"),
+    ({"x_train": X8, "y_train": np.zeros(8, np.int64)}, "every sample has label 0; a classifier needs two classes"),
+    ({"x_train": X8[:3], "y_train": Y8[:3]}, "3 samples are too few to hold out a test set of 0.2"),
 ])
 def test_bad_npz(tmp_path, arrays, expected):
     path = npz(tmp_path, **arrays)
@@ -288,3 +290,20 @@ def test_bad_image_folders(tmp_path):
     with pytest.raises(DataError, match="class folder.* zebra not in") as info:
         load_path(tmp_path / "split")
     one_line(info, tmp_path / "split" / "test")
+
+
+def test_labels_that_leave_classes_empty_are_warned_about(tmp_path):
+    """Labels 1..3 (or 0, 2): classes count from 0 to the largest label, so some are empty."""
+    X, y = pixels(30)
+    with pytest.warns(UserWarning, match=r"no sample has label 0 of 0..3: 1 of the 4 classes are empty"):
+        data = load_path(npz(tmp_path, x_train=X, y_train=y + 1))
+    assert data.classes == ["0", "1", "2", "3"]
+
+
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_reads(tmp_path):
+    X, y = pixels(12)
+    path = tmp_path / "excel.csv"
+    write_csv(path, X, y)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    data = load_path(path)
+    assert len(data.train[1]) + len(data.test[1]) == 12

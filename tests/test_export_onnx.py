@@ -203,3 +203,15 @@ def test_a_model_of_ones_own_is_named_with_what_can_be_exported(tmp_path):
     with pytest.raises(ValueError, match=r"no ONNX converter for the model Net \(a Sequential of supported layers"):
         export_onnx(Net(), (4,), tmp_path / "m.onnx", {"classes": ["a", "b"]})
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_onnx_file_gets_the_mode_of_any_file_the_user_writes(tmp_path):
+    import os
+    import stat
+
+    path = export_onnx(models.mlp(in_features=4, hidden=(3,), out_features=2), (4,), tmp_path / "m.onnx",
+                       {"classes": ["a", "b"]})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import nn
+from .atomic import atomic_file
 from .backend import to_numpy
 from .models.char_lstm import CharLSTM
 
@@ -271,12 +270,6 @@ def export_onnx(model: nn.Module, input_shape, path, metadata: dict | None = Non
     proto = to_onnx(model, input_shape, metadata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:  # (the file's mode as any other the user writes: umask, not 0600)
+        f.write(proto.SerializeToString())
     return path

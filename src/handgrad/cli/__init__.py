@@ -8,6 +8,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 from .. import __version__
 
@@ -45,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"handgrad: warning: {message}", file=sys.stderr)  # one line, as the errors
+
+
 def main(argv=None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -74,10 +74,14 @@ def read_images(path, input_shape) -> np.ndarray:
 def read_inputs(path, input_shape) -> np.ndarray:
     """Unlabelled inputs: a ``.npy`` array (:func:`read_images`) or a CSV of pixels
     with or without a ``label`` column, as Kaggle's test.csv."""
-    if str(path).lower().endswith(".csv"):
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
         from ..data import load_inputs
 
         return load_inputs(path, input_shape)
+    if suffix != ".npy":
+        raise ValueError(f"--images {path}: expected a .npy array or a .csv of pixels (a folder of images: "
+                         f"--data FOLDER)")
     return read_images(path, input_shape)
 
 

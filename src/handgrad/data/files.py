@@ -47,6 +47,7 @@ import io
 import math
 import os
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,11 @@ def load_path(path, seed: int = 0, *, test_fraction: float = 0.2, shape=None, cl
         test = None if test is None else _reshape(path, test, shape)
     names = _class_names(path, classes if classes is not None else found, train, test)
     if test is None:
-        train, test = train_val_split(*train, test_fraction, seed=seed, stratify=True)
+        try:
+            train, test = train_val_split(*train, test_fraction, seed=seed, stratify=True)
+        except ValueError:
+            raise DataError(f"{path}: {len(train[1])} samples are too few to hold out a test set of "
+                            f"{test_fraction:g} of them (give x_test and y_test, or more samples)") from None
     name = path.stem if path.is_file() else path.name
     return check_dataset(FileDataset(name=name, train=train, test=test, classes=names,
                                      input_shape=tuple(train[0].shape[1:]), input_scale=scale))
@@ -198,7 +203,16 @@ def _labels(path, what, y, n):
 
 def _class_names(path, names, train, test) -> list:
     top = max(int(y.max(initial=-1)) for _, y in (train, test or train))
+    present = np.unique(np.concatenate([y.ravel() for _, y in (train, test or train)]))
+    if len(present) < 2:
+        raise DataError(f"{path}: every sample has label {present[0] if len(present) else '(none)'}; "
+                        f"a classifier needs two classes or more")
     if names is None:
+        unused = sorted(set(range(top + 1)) - set(present.tolist()))
+        if unused:  # classes are 0..largest label: the labels not used are classes no sample has
+            shown = ", ".join(map(str, unused[:10])) + (", ..." if len(unused) > 10 else "")
+            warnings.warn(f"{path}: no sample has label {shown} of 0..{top}: {len(unused)} of the "
+                          f"{top + 1} classes are empty (labels count from 0; renumber them to remove these)")
         return [str(c) for c in range(top + 1)]
     names = [str(c) for c in names]
     if top >= len(names):
@@ -243,7 +257,7 @@ def _read_npz(path):
 def _read_csv(path, labelled: bool):
     """((X, y), scale) from a CSV with a header; y is None when ``labelled`` is
     False (a ``label`` column, if any, is then dropped). Lines count from 1, the header."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # (-sig: Excel's "CSV UTF-8" starts with a BOM)
         header = [h.strip().lower() for h in next(csv.reader(f), [])]
         body = f.read()
     if not header:
@@ -413,11 +427,20 @@ def is_data_path(name: str) -> bool:
     return name not in DATASETS and Path(name).exists()
 
 
+def meant_as_path(name: str) -> bool:
+    """Whether a ``--data`` value that is neither registered nor on disk was meant as a
+    path (it has a folder separator or a data file's suffix), so "no such file" is the
+    right answer rather than "unknown data set"."""
+    return "/" in name or name.lower().endswith((".npz", ".csv"))
+
+
 def open_data(name: str, seed: int = 0, **options) -> Dataset:
     """The registered data set ``name`` (:func:`~handgrad.data.load_dataset`), or the
     data set in the file or folder ``name`` (:func:`load_path`)."""
-    from .datasets import load_dataset
+    from .datasets import DATASETS, load_dataset
 
     if is_data_path(name):
         return load_path(name, seed=seed, **options)
+    if name not in DATASETS and meant_as_path(name):
+        raise FileNotFoundError(f"--data {name}: no such file or folder")
     return load_dataset(name, seed=seed, **options)

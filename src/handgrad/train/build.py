@@ -48,11 +48,11 @@ def check_names(cfg: dict) -> None:
 
     if cfg["model"] not in MODELS:
         raise ConfigError(f"unknown model {cfg['model']!r}; known models: {', '.join(sorted(MODELS))}")
-    from ..data import is_data_path
+    from ..data.files import is_data_path, meant_as_path
 
     data = cfg["data"]
     if data is not None and data not in DATASETS and not is_data_path(data):
-        if "/" in data or data.lower().endswith((".npz", ".csv")):  # meant as a path
+        if meant_as_path(data):
             raise ConfigError(f"--data {data}: no such file or folder (nor a data set name: "
                               f"{', '.join(sorted(DATASETS))})")
         raise ConfigError(f"unknown data set {data!r}; known data sets: {', '.join(sorted(DATASETS))}; "
@@ -105,7 +105,12 @@ def split_data(cfg, dataset, stateful: bool = False):
             X, y = subset(X, y, cfg["data_fraction"], seed=cfg["seed"])
         if cfg["val_fraction"] == 0:
             return (X, y), None, dataset.test, None
-        train, val = train_val_split(X, y, cfg["val_fraction"], seed=cfg["seed"])
+        try:
+            train, val = train_val_split(X, y, cfg["val_fraction"], seed=cfg["seed"])
+        except ValueError:  # too few samples: say which data set, and the way out
+            raise ConfigError(f"data set {cfg['data']}: {len(y)} training samples are too few to hold out a "
+                              f"validation set of {cfg['val_fraction']:g} of them (--set val_fraction=0 "
+                              f"trains on all of them)") from None
         return train, val, dataset.test, None
     ids = stream_ids(dataset.train)
     ids = ids[: max(2, int(round(cfg["data_fraction"] * len(ids))))]
