@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from handgrad.io import read_npz
+from lock_helpers import held_by_another_process
 
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 QUICK = ["--data", "synth", "--epochs", "1", "--quiet"]
@@ -245,18 +246,10 @@ def test_only_a_run_stopped_before_saving_anything_is_cleared_for_a_fresh_start(
         assert files_of(kept) == before, kept.name
 
     held = unsaved("held")  # another process holds it: it may be running there
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               f"fd = os.open({str(held / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with held_by_another_process(held / ".lock"):
         before = files_of(held)
         clear_unsaved_run(held)
         assert files_of(held) == before
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_fresh_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):

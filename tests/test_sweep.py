@@ -17,6 +17,7 @@ import pytest
 
 from handgrad.sweep import expand, load_runs, load_spec, run_sweep, settings
 from handgrad.sweep.space import merged_settings
+from lock_helpers import held_by_another_process
 
 HERE = Path(__file__).parent
 
@@ -555,8 +556,6 @@ def test_a_misspelled_metric_is_refused_before_any_run(tmp_path):
 
 
 def test_a_training_run_directory_or_a_busy_sweep_is_refused(tmp_path):
-    import fcntl
-
     from handgrad.train.rundir import RunDirError
 
     run = tmp_path / "run"
@@ -569,20 +568,10 @@ def test_a_training_run_directory_or_a_busy_sweep_is_refused(tmp_path):
 
     busy = tmp_path / "busy"
     busy.mkdir()
-    fd = os.open(busy / ".lock", os.O_RDWR | os.O_CREAT)
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               f"fd = os.open({str(busy / '.lock')!r}, os.O_RDWR)\n"
-                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with held_by_another_process(busy / ".lock"):
         with pytest.raises(RunDirError, match="in use by another handgrad sweep"):
             run_sweep(spec, busy, fit)
         assert sorted(p.name for p in busy.iterdir()) == [".lock"]
-    finally:
-        holder.kill()
-        holder.wait()
-        os.close(fd)
     assert run_sweep(spec, busy, fit)["executed"] == 1  # free again
 
 

@@ -121,12 +121,15 @@ def clear_unsaved_run(path) -> None:
         os.close(fd)
 
 
-def _empty(path: Path) -> None:
-    """Remove everything in a run directory but its lock (the caller holds it)."""
+def _empty(path: Path, keep=()) -> None:
+    """Remove everything in a run directory but its lock (the caller holds it) and the
+    names in ``keep``; a linked folder loses its link, never what it points to."""
     for entry in path.iterdir():
-        if entry.name == "plots" and not entry.is_symlink():
+        if entry.name == LOCK or entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
-        elif entry.name != LOCK:
+        else:
             entry.unlink()
 
 
@@ -209,13 +212,7 @@ class RunDir:
             return
         saved = any((self.path / name).exists() for name in (CHECKPOINT, MODEL))
         if failed and not self.resume and not saved:
-            for entry in self.path.iterdir():
-                if entry.name in self._found or entry.name == LOCK:
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+            _empty(self.path, keep=self._found)
         left = {entry.name for entry in self.path.iterdir()} - {LOCK}
         if left <= self._found:  # nothing of this run's: neither its lock file nor the folders it made
             if LOCK not in self._found:
