@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..backend import array_module, device_module, to_device, to_host, to_scalar
+from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..parallel import DataParallel, resolve_workers
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -394,10 +394,11 @@ class Trainer:
     # -- failure -------------------------------------------------------------
     def _check_finite_inputs(self, x) -> None:
         """A non-finite output from non-finite inputs is the data's fault, not the learning rate's."""
-        xp = array_module(x)
-        if x.dtype.kind == "f" and not to_scalar(xp.isfinite(x).all()):
-            rows = to_host(xp.flatnonzero(~xp.isfinite(x).reshape(len(x), -1).all(axis=1)))
-            raise ValueError(f"the training data holds NaN or inf: {len(rows)} of the {len(x)} samples of the batch "
+        if x.dtype.kind != "f":
+            return
+        bad = int(to_scalar((~array_module(x).isfinite(x).reshape(len(x), -1).all(axis=1)).sum()))
+        if bad:
+            raise ValueError(f"the training data holds NaN or inf: {bad} of the {len(x)} samples of the batch "
                              f"of iteration {self.iteration + 1} (epoch {self.epoch + 1}); remove or fix them")
 
     def _diverged(self, what: str):
