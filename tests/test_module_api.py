@@ -58,6 +58,30 @@ def test_backward_accumulates_and_zero_grad_clears():
     assert all(not p.grad.any() for p in model.parameters())
 
 
+def test_zero_grad_then_backward_gives_one_gradient_whoever_reads_first():
+    """zero_grad only marks the gradients; what backward adds next must be the
+    gradient alone, whether or not the zeros were read (written) in between, and
+    the array a caller holds stays the one that is filled."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    dout = np.random.default_rng(1).standard_normal((4, 2)).astype(np.float32)
+    model(x)
+    model.backward(dout)
+    once = [p.grad.copy() for p in model.parameters()]
+    held = [p.grad for p in model.parameters()]
+    for read_between in (False, True, False):
+        model.zero_grad()
+        if read_between:
+            assert all(not p.grad.any() for p in model.parameters())
+        model(x)
+        model.backward(dout)
+        for g, p, h in zip(once, model.parameters(), held):
+            np.testing.assert_array_equal(p.grad, g)
+            assert p.grad is h
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters()) and all(not h.any() for h in held)
+
+
 def test_default_dtype_float64():
     try:
         handgrad.set_default_dtype("float64")

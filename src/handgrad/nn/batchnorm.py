@@ -88,8 +88,8 @@ class _BatchNorm(Module):
         else:
             dx, dgamma, dbeta = batch_norm_backward(dout, self._cache, shard.allreduce)
         if self.affine:
-            self.weight.grad += dgamma
-            self.bias.grad += dbeta
+            self.weight.add_grad(dgamma)
+            self.bias.add_grad(dbeta)
         return dx
 
     def extra_repr(self):

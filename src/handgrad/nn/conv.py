@@ -84,9 +84,9 @@ class _ConvNd(Module):
         return padding
 
     def _accumulate(self, dw, db):
-        self.weight.grad += dw
+        self.weight.add_grad(dw)
         if self.bias is not None:
-            self.bias.grad += db
+            self.bias.add_grad(db)
 
     def extra_repr(self):
         return (

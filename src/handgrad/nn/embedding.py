@@ -38,7 +38,7 @@ class Embedding(Module):
         return out
 
     def backward(self, dout):
-        self.weight.grad += embedding_backward(dout, self._cache)
+        self.weight.add_grad(embedding_backward(dout, self._cache))
         return None
 
     def extra_repr(self):

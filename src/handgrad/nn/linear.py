@@ -48,9 +48,9 @@ class Linear(Module):
             raise ValueError(f"Linear.backward: dout must have the output's shape (N, out_features) = "
                              f"{(rows, self.out_features)}, got {tuple(dout.shape)}")
         dx, dw, db = linear_backward(dout, self._cache, self.input_grad)
-        self.weight.grad += dw
+        self.weight.add_grad(dw)
         if self.bias is not None:
-            self.bias.grad += db
+            self.bias.add_grad(db)
         return dx
 
     def extra_repr(self):

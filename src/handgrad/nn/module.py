@@ -5,7 +5,7 @@ The contract every layer follows:
 * ``forward(x)`` returns the output and keeps (in ``self._cache``) what the
   backward pass needs;
 * ``backward(dout)`` takes dL/d(output), returns dL/d(input) and ADDS the
-  parameter gradients into ``p.grad``; it never updates weights;
+  parameter gradients into ``p.grad`` (``p.add_grad(g)``); it never updates weights;
 * parameters, buffers and sub-modules are registered by assigning them as
   attributes, so ``named_parameters()`` and ``state_dict()`` produce PyTorch's
   dotted names (``0.weight``, ``conv1.bias``, ``bn.running_mean``).
@@ -41,13 +41,32 @@ from ..backend import array_module, device_module, to_device
 
 
 class Parameter:
-    """A trainable array ``data`` with its gradient ``grad`` (same shape, starts at zero)."""
+    """A trainable array ``data`` with its gradient ``grad`` (same shape, starts at zero).
 
-    __slots__ = ("data", "grad")
+    ``zero_grad()`` only marks the gradient as zero; the zeros are written when
+    ``grad`` is next read, and the next :meth:`add_grad` copies instead of adding.
+    So a training step does not spend a pass over every gradient writing zeros
+    that backward is about to replace (PyTorch's ``zero_grad(set_to_none=True)``
+    saves the same pass; here ``grad`` stays an array).
+    """
+
+    __slots__ = ("data", "_grad", "_zeroed")
 
     def __init__(self, data):
         self.data = data
-        self.grad = array_module(data).zeros_like(data)
+        self._grad = array_module(data).zeros_like(data)
+        self._zeroed = False
+
+    @property
+    def grad(self):
+        if self._zeroed:
+            self._grad.fill(0)
+            self._zeroed = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad, self._zeroed = value, False
 
     @property
     def shape(self):
@@ -58,7 +77,15 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self):
-        self.grad.fill(0)
+        self._zeroed = True
+
+    def add_grad(self, g):
+        """grad += g, the way layers' backward passes add their parameter gradients."""
+        if self._zeroed:
+            self._grad[...] = g
+            self._zeroed = False
+        else:
+            self._grad += g
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
@@ -352,7 +379,7 @@ class Sequential(Module):
         for i in range(len(modules) - 1, -1, -1):
             dout = modules[i].backward(dout)
             if dout is None:  # a layer built with input_grad=False: nothing flows further down
-                below = [type(m).__name__ for m in modules[:i] if m.parameters()]
+                below = [type(m).__name__ for m in modules[:i] if m.parameters()] if i else []
                 if below:
                     raise RuntimeError(
                         f"Sequential: layer {i} ({type(modules[i]).__name__}) has input_grad=False, "

@@ -165,7 +165,7 @@ class _Stacked(Module):
             for i in range(len(dparts)):
                 dinit[i][k] = grads[1 + i]
             for p, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[1 + len(dparts):]):
-                getattr(self, f"{p}_l{k}").grad += g
+                getattr(self, f"{p}_l{k}").add_grad(g)
         xp = array_module(w)
         self.initial_state_grad = self._pack([xp.stack(d) for d in dinit])
         return dout
@@ -236,7 +236,7 @@ class LSTM(_Stacked):
             return super().backward(dout, dstate)
         embedding, fused = self._embedded
         if fused:
-            embedding.weight.grad += self._backward(dout, dstate, lstm_embedding_backward)
+            embedding.weight.add_grad(self._backward(dout, dstate, lstm_embedding_backward))
         else:
             embedding.backward(super().backward(dout, dstate))
         return None
@@ -309,9 +309,9 @@ class GatedRNN(Module):
         if dstate is not None:
             dhs[:, -1] += dstate  # the final state is the last step's
         dx, dh0, dw_c, dw_h, dw_x = gated_rnn_backward(dhs, cache)
-        self.weight_c.grad += dw_c
-        self.weight_h.grad += dw_h
-        self.weight_x.grad += dw_x
+        self.weight_c.add_grad(dw_c)
+        self.weight_h.add_grad(dw_h)
+        self.weight_x.add_grad(dw_x)
         self.initial_state_grad = dh0
         return dx
 
@@ -387,8 +387,8 @@ class AttentionRNN(Module):
             dstates[:, -dstate.shape[1]:] += dstate
         kernel = attention_rnn_all_backward if self.k == math.inf else attention_rnn_backward
         dx, dh0, dw_x, dw_h = kernel(dstates[:, past:], cache)
-        self.weight_x.grad += dw_x
-        self.weight_h.grad += dw_h
+        self.weight_x.add_grad(dw_x)
+        self.weight_h.add_grad(dw_h)
         self.initial_state_grad = dh0 + dstates[:, :past]
         return dx
 

@@ -121,7 +121,8 @@ def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
 
 def _backward(model, job, iobox: Box):
     _, dout_message, errstate = job
-    model.zero_grad()  # in place: the gradients are the shared block's arrays
+    for p in model.parameters():
+        p.grad.fill(0)  # now, not lazily (zero_grad): the caller reads the shared block's arrays directly
     with np.errstate(**errstate):
         model.backward(iobox.take(dout_message))
     return ("grads",)

@@ -155,7 +155,7 @@ class DataParallel:
         params = self.model.parameters()
         for worker in self._team:
             for p, g in zip(params, worker.gradients()):
-                p.grad += g
+                p.add_grad(g)
 
     def _allreduce(self, mine):
         """The caller's side of an exchange: the workers' partial sums and its own,
