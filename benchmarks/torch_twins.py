@@ -65,13 +65,13 @@ class RandomShiftFlip(t.Module):
                       rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def cnn(flip: bool = True, shift: int = 1):
-    """handgrad.models.cnn()'s twin: flips and shifts, three conv/BN/ReLU/pool blocks, dropout."""
+def cnn(flip: bool = True, shift: int = 1, dropout: float = 0.3):
+    """handgrad.models.cnn()'s twin: flips and shifts, three conv/pool/BN/ReLU blocks, dropout."""
     layers, channels = [RandomShiftFlip(shift, flip)] if flip or shift else [], 1
-    for w in (16, 32, 64):
-        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.BatchNorm2d(w), t.MaxPool2d(2), t.ReLU()]
+    for w in (24, 48, 64):
+        layers += [t.Conv2d(channels, w, 3, padding="same", bias=False), t.MaxPool2d(2), t.BatchNorm2d(w), t.ReLU()]
         channels = w
-    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(0.3), t.Linear(96, 10))
+    return t.Sequential(*layers, t.Flatten(), t.Linear(576, 96), t.ReLU(), t.Dropout(dropout), t.Linear(96, 10))
 
 
 def cnn_no_flip():
