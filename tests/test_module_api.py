@@ -80,6 +80,10 @@ def test_zero_grad_then_backward_gives_one_gradient_whoever_reads_first():
             assert p.grad is h
     model.zero_grad()
     assert all(not p.grad.any() for p in model.parameters()) and all(not h.any() for h in held)
+    bias = model[0].bias
+    bias.zero_grad()
+    with pytest.raises(ValueError):  # as bias.grad += g would: a gradient of the wrong shape is an error
+        bias.add_grad(np.ones((1, 2), np.float32))
 
 
 def test_default_dtype_float64():

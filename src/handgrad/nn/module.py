@@ -82,7 +82,8 @@ class Parameter:
     def add_grad(self, g):
         """grad += g, the way layers' backward passes add their parameter gradients."""
         if self._zeroed:
-            self._grad[...] = g
+            # a copy that accepts what += would (copyto and [...] = also take a (1, n) g for an (n,) grad)
+            array_module(self._grad).positive(g, out=self._grad)
             self._zeroed = False
         else:
             self._grad += g
