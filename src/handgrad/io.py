@@ -88,7 +88,7 @@ def read_npz(path) -> tuple[dict, dict]:
 def save_model(path, model, metadata: dict) -> Path:
     """Save ``model.state_dict()`` with ``metadata``, which must name the zoo model
     (``"model"``) and may give its constructor arguments (``"model_kwargs"``)."""
-    from .models import MODELS
+    from .models import MODELS, revision
 
     if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), str):
         raise ValueError(f"save_model({path}): metadata must be a dict with the zoo model name under 'model'")
@@ -96,7 +96,7 @@ def save_model(path, model, metadata: dict) -> Path:
         raise ValueError(f"save_model({path}): 'model' must name a zoo model ({', '.join(sorted(MODELS))}), got "
                          f"{metadata['model']!r}; save a model of your own as its state_dict() "
                          f"(write_npz(path, model.state_dict(), {{}}); load_state_dict(read_npz(path)[0]))")
-    meta = {"kind": "model", "model_kwargs": {}, **metadata}
+    meta = {"kind": "model", "model_kwargs": {}, **metadata, "model_revision": revision(metadata["model"])}
     return write_npz(path, model.state_dict(), meta)
 
 
@@ -111,6 +111,9 @@ def load_model(path):
     arrays, metadata = read_npz(path)
     if metadata.get("kind") != "model":
         raise ValueError(f"{path}: holds a {metadata.get('kind', 'unknown')!r}, not a model")
+    from .models import check_revision
+
+    check_revision(path, metadata.get("model"), metadata.get("model_revision"))
     model = build_model(path, metadata.get("model"), metadata.get("model_kwargs", {}))
     load_weights(path, model, arrays, metadata["model"])
     check_metadata(path, metadata, model)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import build_model, check_metadata, load_model, load_weights, read_npz
+from ..models import check_revision
 from .build import data_options
 from .checkpoint import load_checkpoint
+from .rundir import manifest_revision
 
 MODEL_FILENAME = "model.npz"
 
@@ -32,6 +34,7 @@ def load_trained(path):
     if not isinstance(config, dict) or not isinstance(state.get("model"), dict):
         raise ValueError(f"{path}: damaged checkpoint: its 'config' or 'model' is not a JSON object")
     kwargs, options = config.get("model_kwargs", {}), config.get("data_kwargs")
+    check_revision(path, config.get("model"), manifest_revision(config))
     model = build_model(path, config.get("model"), kwargs, where="config")
     load_weights(path, model, state["model"], config["model"])
     metadata = {"model": config["model"], "model_kwargs": kwargs, "data": config.get("data"), "classes": None,

@@ -186,8 +186,13 @@ def _check_checkpoint(path: Path, cfg: RunConfig) -> None:
     manifest = load_checkpoint(path).get("config")
     if not isinstance(manifest, dict) or "handgrad" not in manifest:
         raise RunDirError(f"resume: {path} does not say which run wrote it; start a new run (another --out)")
-    from .rundir import manifest_config
+    from ..models import check_revision
+    from .rundir import manifest_config, manifest_revision
 
+    try:
+        check_revision(f"resume: {path}", manifest.get("model"), manifest_revision(manifest))
+    except ValueError as exc:
+        raise RunDirError(str(exc)) from None
     theirs = manifest_config(manifest, str(path))
     differ = theirs.differences(cfg)
     if differ:

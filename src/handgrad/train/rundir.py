@@ -246,9 +246,18 @@ class RunDir:
 
 def make_manifest(config: RunConfig, data_identity: dict) -> dict:
     """The JSON manifest of a run: the configuration's keys, plus ``handgrad``:
-    version, fingerprint and the data set's identity."""
+    version, fingerprint, the data set's identity and the model's revision
+    (:func:`handgrad.models.revision`)."""
+    from ..models import revision
+
     return {**config.to_dict(), "handgrad": {"version": __version__, "fingerprint": config.fingerprint(),
-                                             "data": data_identity}}
+                                             "data": data_identity, "model_revision": revision(config["model"])}}
+
+
+def manifest_revision(manifest: dict):
+    """The model revision a manifest records, or None (a run from before revisions were recorded)."""
+    about = manifest.get("handgrad")
+    return about.get("model_revision") if isinstance(about, dict) else None
 
 
 def manifest_config(manifest, source: str) -> RunConfig:
