@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import handgrad
 from handgrad import nn
 from handgrad.data.text import CharVocab, StreamLoader, read_corpus, sequence_pairs, split_ids
 from handgrad.models.char_lstm import char_lstm
@@ -204,3 +205,24 @@ def test_text_data_set_is_registered(tmp_path):
         load_dataset("text", text_file=str(tmp_path / "empty.txt"))
     with pytest.raises(ValueError, match="needs a corpus: text_file=PATH"):
         load_dataset("text")
+
+
+def test_inference_reads_the_ids_through_the_lstm_and_computes_the_same():
+    """Eval mode under no_grad (evaluation, prediction, sampling) takes the fused
+    kernel, which never calls the Embedding; eval mode with gradients (summary)
+    runs Embedding then LSTM. Both give the same logits up to rounding."""
+    model = handgrad.models.char_lstm(vocab_size=20, hidden_size=16, embedding_dim=12).eval()
+    x = np.random.default_rng(0).integers(0, 20, size=(4, 9))
+    expected = model(x)
+    embedded = []
+    forward = model.embedding.forward
+    object.__setattr__(model.embedding, "forward", lambda idx: embedded.append(idx.shape) or forward(idx))
+    try:
+        with handgrad.no_grad():
+            out = model(x)
+        assert embedded == []
+        model(x)
+        assert embedded == [x.shape]
+    finally:
+        del model.embedding.forward
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
