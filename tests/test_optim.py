@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad import optim
+from handgrad.optim import optimizer as optimizer_module
 from handgrad.nn import Parameter
 
 STEPS = 6
@@ -231,3 +232,37 @@ def test_sgd_with_only_a_learning_rate_takes_plain_steps_as_torch_defaults():
     assert not all(np.array_equal(s, p.data) for s, p in zip(start, ours))
     built = build_optimizer(RunConfig.resolve({"optimizer": "sgd"}), ours)
     assert built.momentum == 0
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.01)], ids=["SGD", "Adam"])
+def test_state_that_decays_towards_denormals_is_flushed_and_no_weight_changes(make, monkeypatch):
+    """Units whose gradient stops (dead ReLUs) leave moving averages that decay
+    geometrically; every FLUSH_EVERY steps values below FLUSH_BELOW become zero, so
+    none ever becomes a (slow) denormal, as PyTorch's do, and the weights are bitwise
+    those of the same steps without flushing."""
+    tiny = np.finfo(np.float32).tiny
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(1200)]
+    for g in grads[5:]:
+        g[25:] = 0  # from step 6 on, half the units get no gradient
+    start = rng.standard_normal(50).astype(np.float32)
+
+    def train(flush_every):
+        monkeypatch.setattr(optimizer_module, "FLUSH_EVERY", flush_every)
+        p = Parameter(start.copy())
+        opt = make([p])
+        denormal_steps = 0
+        for g in grads:
+            p.grad = g.copy()
+            opt.step()
+            denormal_steps += any(((b != 0) & (np.abs(b) < tiny)).any() for b in opt.state[0].values())
+        return p.data, opt.state[0], denormal_steps
+
+    weights, state, denormal_steps = train(64)
+    ref_weights, ref_state, ref_denormal_steps = train(10**9)
+    np.testing.assert_array_equal(weights, ref_weights)
+    assert denormal_steps == 0 and ref_denormal_steps > 100  # without the flush they appear, and stay
+    for name, buf in state.items():
+        np.testing.assert_array_equal(buf[:25], ref_state[name][:25])  # the learning units' state is untouched
+        assert (buf[25:] == 0).all() or name == "exp_avg_sq"  # Adam's second moment decays at 0.999: still > 1e-30
