@@ -66,7 +66,7 @@ MODEL_DEFAULTS = {
                   "clip_grad_norm": 5.0, "epochs": 8, "lr_decay": 0.85},
     "small_cnn": {"epochs": 2, "batch_size": 32, "lr": 3e-3},
     # the evaluation of a tenth of the training set keeps everything but the steps under 10% of the run
-    "cnn": {"epochs": 28, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.9, "eval_train_fraction": 0.1},
+    "cnn": {"epochs": 24, "optimizer": "adam", "lr": 2e-3, "lr_decay": 0.9, "eval_train_fraction": 0.1},
 }
 # The 1,797 8x8 digits need more, smaller steps than 60,000 images.
 DATA_DEFAULTS = {
