@@ -21,8 +21,9 @@ class CharLSTM(Stateful):
     prediction, sampling), the LSTM reads the ids through the embedding
     (``LSTM.forward``'s ``embedding``), which forms neither e nor its gradient and
     makes each step's product shorter (500 sequences of 50 characters, one core: the
-    LSTM kernel 58 against 67 ms, the whole prediction 69-70 against 74 ms). An eval-mode pass that keeps what backward needs runs the embedding
-    and the LSTM one after the other, as summaries and exports show them.
+    LSTM kernel 58 against 67 ms, the whole prediction 69-70 against 74 ms). An
+    eval-mode pass that keeps what backward needs runs the embedding and the LSTM
+    one after the other, as summaries and exports show them.
 
     Truncated back-propagation through time: with ``stateful=True`` the final (h, c)
     of each training batch is kept in ``carried_state`` and becomes the initial

@@ -96,9 +96,8 @@ class Optimizer:
         """Set every buffer value below :data:`FLUSH_BELOW` in magnitude to zero (see
         the module docstring: they would decay into slow denormal floats)."""
         for state in self.state:
-            for buf in state.values():
-                if buf.dtype.kind == "f":
-                    buf[array_module(buf).abs(buf) < FLUSH_BELOW] = 0
+            for buf in state.values():  # every buffer has its parameter's floating dtype (see buffer)
+                buf[array_module(buf).abs(buf) < FLUSH_BELOW] = 0
 
     def update(self, p: Parameter, state: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement update")
