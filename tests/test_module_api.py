@@ -60,27 +60,61 @@ def test_backward_accumulates_and_zero_grad_clears():
 
 def test_zero_grad_then_backward_gives_one_gradient_whoever_reads_first():
     """zero_grad only marks the gradients; what backward adds next must be the
-    gradient alone, whether or not the zeros were read (written) in between, and
-    the array a caller holds stays the one that is filled."""
+    gradient alone, whether or not the zeros were read (written) in between. An
+    array read from grad before zero_grad keeps that gradient (as a tensor does
+    in PyTorch after zero_grad(set_to_none=True)) unless the zeros were read."""
     model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
     dout = np.random.default_rng(1).standard_normal((4, 2)).astype(np.float32)
     model(x)
     model.backward(dout)
     once = [p.grad.copy() for p in model.parameters()]
-    held = [p.grad for p in model.parameters()]
-    for read_between in (False, True, False):
+    for scale, read_between in ((2, False), (4, True), (8, False)):  # a new gradient each time, exactly scale * once
+        held = [p.grad for p in model.parameters()]
+        previous = [h.copy() for h in held]
         model.zero_grad()
         if read_between:
             assert all(not p.grad.any() for p in model.parameters())
         model(x)
-        model.backward(dout)
-        for g, p, h in zip(once, model.parameters(), held):
-            np.testing.assert_array_equal(p.grad, g)
-            assert p.grad is h
+        model.backward(scale * dout)
+        for g, p, h, old in zip(once, model.parameters(), held, previous):
+            np.testing.assert_array_equal(p.grad, scale * g)
+            np.testing.assert_array_equal(h, p.grad if read_between else old)
     model.zero_grad()
-    assert all(not p.grad.any() for p in model.parameters()) and all(not h.any() for h in held)
-    bias = model[0].bias
+    model(x)
+    model.backward(dout)
+    model(x)
+    model.backward(dout)  # no zero_grad: the second gradient adds to the first, in the array grad is
+    for g, p in zip(once, model.parameters()):
+        np.testing.assert_array_equal(p.grad, 2 * g)
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+
+
+def test_add_grad_takes_a_fresh_array_and_copies_anything_else():
+    """After zero_grad, add_grad keeps a fresh array of the gradient's kind as the
+    gradient (no copy) and copies anything another array may still own or write."""
+    p = nn.Parameter(np.zeros((2, 3), np.float32))
+    fresh = np.arange(6, dtype=np.float32).reshape(2, 3) + 1  # a new array owning its memory
+    p.zero_grad()
+    p.add_grad(fresh)
+    assert p.grad is fresh
+    block = np.ones((4, 3), np.float32)
+    others = {
+        "a view of another array": block[:2],
+        "another dtype": np.ones((2, 3), np.float64),
+        "Fortran order": np.asfortranarray(np.ones((2, 3), np.float32)),
+        "a broadcastable shape": np.ones((1, 3), np.float32),
+    }
+    for what, g in others.items():
+        before = p.grad
+        p.zero_grad()
+        p.add_grad(g)
+        assert p.grad is before and p.grad is not g, what
+        np.testing.assert_array_equal(p.grad, np.broadcast_to(g, (2, 3)), err_msg=what)
+    p.grad[...] = 5
+    assert not (block != 1).any()  # writing the gradient never writes the array it was copied from
+    bias = nn.Parameter(np.zeros(2, np.float32))
     bias.zero_grad()
     with pytest.raises(ValueError):  # as bias.grad += g would: a gradient of the wrong shape is an error
         bias.add_grad(np.ones((1, 2), np.float32))

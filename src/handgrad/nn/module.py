@@ -5,7 +5,8 @@ The contract every layer follows:
 * ``forward(x)`` returns the output and keeps (in ``self._cache``) what the
   backward pass needs;
 * ``backward(dout)`` takes dL/d(output), returns dL/d(input) and ADDS the
-  parameter gradients into ``p.grad`` (``p.add_grad(g)``); it never updates weights;
+  parameter gradients into ``p.grad`` (``p.add_grad(g)``, which may keep g as the
+  gradient itself, so the layer does not reuse g); it never updates weights;
 * parameters, buffers and sub-modules are registered by assigning them as
   attributes, so ``named_parameters()`` and ``state_dict()`` produce PyTorch's
   dotted names (``0.weight``, ``conv1.bias``, ``bn.running_mean``).
@@ -44,10 +45,14 @@ class Parameter:
     """A trainable array ``data`` with its gradient ``grad`` (same shape, starts at zero).
 
     ``zero_grad()`` only marks the gradient as zero; the zeros are written when
-    ``grad`` is next read, and the next :meth:`add_grad` copies instead of adding.
-    So a training step does not spend a pass over every gradient writing zeros
-    that backward is about to replace (PyTorch's ``zero_grad(set_to_none=True)``
-    saves the same pass; here ``grad`` stays an array).
+    ``grad`` is next read. The next :meth:`add_grad` then takes the layer's
+    gradient as it is when it is a fresh array of the gradient's kind (it
+    owns its memory, same shape, dtype and device), and copies it otherwise.
+    So a training step spends no pass over the gradients writing zeros, nor
+    one copying the new ones in: ``grad`` becomes the array backward made, as
+    PyTorch's ``zero_grad(set_to_none=True)`` leaves backward a fresh tensor to
+    make (here ``grad`` stays an array). An array read from ``grad`` before
+    ``zero_grad`` keeps the old gradient.
     """
 
     __slots__ = ("data", "_grad", "_zeroed")
@@ -80,13 +85,23 @@ class Parameter:
         self._zeroed = True
 
     def add_grad(self, g):
-        """grad += g, the way layers' backward passes add their parameter gradients."""
-        if self._zeroed:
-            # a copy that accepts what += would (copyto and [...] = also take a (1, n) g for an (n,) grad)
-            array_module(self._grad).positive(g, out=self._grad)
-            self._zeroed = False
+        """grad += g, the way layers' backward passes add their parameter gradients.
+
+        After ``zero_grad`` this is grad = g: a fresh array (no base, C order,
+        grad's type, shape and dtype) becomes the gradient itself, so the layer
+        must not keep it; anything else is copied.
+        """
+        grad = self._grad
+        if not self._zeroed:
+            grad += g
+            return
+        if type(g) is type(grad) and g.base is None and g.flags.c_contiguous and g.shape == grad.shape \
+                and g.dtype == grad.dtype:
+            self._grad = g
         else:
-            self._grad += g
+            # a copy that accepts what += would (copyto and [...] = also take a (1, n) g for an (n,) grad)
+            array_module(grad).positive(g, out=grad)
+        self._zeroed = False
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
