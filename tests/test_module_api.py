@@ -91,6 +91,10 @@ def test_zero_grad_then_backward_gives_one_gradient_whoever_reads_first():
     assert all(not p.grad.any() for p in model.parameters())
 
 
+class _OtherArray(np.ndarray):
+    pass
+
+
 def test_add_grad_takes_a_fresh_array_and_copies_anything_else():
     """After zero_grad, add_grad keeps a fresh array of the gradient's kind as the
     gradient (no copy) and copies anything another array may still own or write."""
@@ -105,6 +109,7 @@ def test_add_grad_takes_a_fresh_array_and_copies_anything_else():
         "another dtype": np.ones((2, 3), np.float64),
         "Fortran order": np.asfortranarray(np.ones((2, 3), np.float32)),
         "a broadcastable shape": np.ones((1, 3), np.float32),
+        "another array type": np.ones((2, 3), np.float32).view(_OtherArray).copy(),  # fresh, but not grad's type
     }
     for what, g in others.items():
         before = p.grad

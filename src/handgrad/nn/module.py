@@ -51,8 +51,9 @@ class Parameter:
     So a training step spends no pass over the gradients writing zeros, nor
     one copying the new ones in: ``grad`` becomes the array backward made, as
     PyTorch's ``zero_grad(set_to_none=True)`` leaves backward a fresh tensor to
-    make (here ``grad`` stays an array). An array read from ``grad`` before
-    ``zero_grad`` keeps the old gradient.
+    make (here ``grad`` stays an array). So an array read from ``grad`` before
+    ``zero_grad`` may keep the old gradient (when the new one is taken) or be
+    overwritten (when it is copied in): copy it to keep it.
     """
 
     __slots__ = ("data", "_grad", "_zeroed")

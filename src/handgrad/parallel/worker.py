@@ -122,7 +122,9 @@ def _forward(model, job, inbox: Box, iobox: Box, buffers, allreduce):
 def _backward(model, job, iobox: Box):
     _, dout_message, errstate = job
     for p in model.parameters():
-        p.grad.fill(0)  # now, not lazily (zero_grad): the caller reads the shared block's arrays directly
+        # now, not lazily (zero_grad): the caller reads the shared block's arrays directly, and a
+        # read of p.grad leaves no zero_grad mark, so add_grad adds into them instead of taking new ones
+        p.grad.fill(0)
     with np.errstate(**errstate):
         model.backward(iobox.take(dout_message))
     return ("grads",)
