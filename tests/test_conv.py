@@ -1,5 +1,6 @@
 """Conv1d / Conv2d (grouped too): finite differences (float64), PyTorch oracle (float32), shapes and bad input."""
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module, check_op
+from handgrad.ops import conv as conv_ops
 from handgrad.ops import conv2d_backward, conv2d_forward
 from handgrad.shapes import conv_output_size
 from oracle import assert_close, t
@@ -96,6 +98,42 @@ def test_conv2d_matches_torch(case):
     layer = nn.Conv2d(c, f, rng=rng, **args)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
+
+
+@given(conv2d_cases())
+def test_conv2d_a_sample_at_a_time_matches_torch(case):
+    """The kernels take the batch a chunk of samples at a time (columns built, and in
+    backward built again, per chunk); chunks of one sample must give PyTorch's numbers too."""
+    (n, c, h, w, f), args = case
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2d(c, f, rng=rng, **args)
+    x = rng.standard_normal((n + 1, c, h, w)).astype(np.float32)
+    with mock.patch.object(conv_ops, "CHUNK_BYTES", 1):
+        assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
+
+
+def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
+    """Outputs and input gradients are per sample: bitwise the same in any chunks; dW and db
+    add the chunks' sums, so they agree to rounding. Chunks are equal but for the last."""
+    x = rng.standard_normal((7, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    args = ((2, 1), ((1, 2), (0, 1)), (1, 2))
+    out, cache = conv2d_forward(x, w, b, *args)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    whole = conv2d_backward(dout, cache)
+    for size in (1, 2, 3, 6):
+        per_sample = 3 * 2 * 3 * x.itemsize  # bytes of the columns or shifts of a sample are larger than this
+        with mock.patch.object(conv_ops, "CHUNK_BYTES", size * per_sample):
+            lengths = [(s.start, s.stop - s.start) for s in conv_ops._chunks(np, 7, per_sample)]
+            assert [start for start, _ in lengths] == list(range(0, 7, lengths[0][1]))  # consecutive
+            assert max(m for _, m in lengths) <= size and len({m for _, m in lengths[:-1]}) <= 1
+            out_c, cache_c = conv2d_forward(x, w, b, *args)
+            dx, dw, db = conv2d_backward(dout, cache_c)
+        np.testing.assert_array_equal(out_c, out)
+        np.testing.assert_array_equal(dx, whole[0])
+        np.testing.assert_allclose(dw, whole[1], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(db, whole[2], rtol=1e-5, atol=1e-5)
 
 
 @given(conv2d_cases())

@@ -18,10 +18,19 @@ row of ones appended to cols:  W2 @ cols[n] + b = [W2 | b] @ [cols[n]; 1],
 which saves a pass over the output (and, backward, a pass over dout for db).
 
 The columns are built from a strided *view* of xp (no index arrays), copied
-once into the layout the matrix product wants. Their rows run over (p, q, c),
+into the layout the matrix product wants. Their rows run over (p, q, c),
 kernel offset first, so that each offset's block of rows is one slab; and
 they are 'wide' (see :func:`conv2d_forward`), so that each slab is one
 strided slice of the flattened image.
+
+The batch is taken a chunk of samples at a time (:func:`_chunks`): the
+columns of one chunk (about CHUNK_BYTES) are built into one buffer and
+multiplied while they are still in the core's cache, instead of all the
+columns being written to memory and read back. So the columns are not kept
+for backward; the zero-padded input is, 9 times smaller for a 3x3 kernel, and
+backward builds each chunk's columns again for dW: a copy more, against
+products that read their operands from the cache, and the columns' memory
+saved (12 MB for the cnn's 24 -> 48 channel layer at batch 64).
 
 Gradients, as matrix products and, equivalently, as convolutions:
 
@@ -93,6 +102,54 @@ def _groups(c, w, groups):
     return cg, f // groups
 
 
+CHUNK_BYTES = 1 << 19  # each chunk's columns (and input-gradient shifts) take about this much memory
+
+
+def _chunks(xp, n, bytes_per_sample):
+    """The batch's samples in equal consecutive chunks (slices) of about CHUNK_BYTES
+    each on the CPU, so that a chunk's temporaries stay in the core's cache
+    between the copy that makes them and the product that reads them (the cnn's
+    training step, one core, batch 64: 38.5 against 43.5 ms with the whole batch
+    at once); on a GPU the whole batch, in as few launches as possible."""
+    if xp.__name__ != "numpy":
+        return [slice(0, n)]
+    count = -(-n // max(1, CHUNK_BYTES // bytes_per_sample))
+    size = -(-n // count)
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _windows(padded, g, groups, w_shape):
+    """The strided view (N, G, KH, KW, Cg, T) of the padded input from which the wide
+    columns are copied: windows[n, g, p, q, c, s] = flat(padded[n, g*Cg + c])[dh*p*width + dw*q + sw*s]."""
+    xp = array_module(padded)
+    _, cg, kh, kw = w_shape
+    n = padded.shape[0]
+    s_n, s_c, _, s_w = padded.strides
+    dh, dw = g.dilation
+    # a read-only use of overlapping windows (CuPy's as_strided has no writeable=False to say so)
+    return xp.lib.stride_tricks.as_strided(
+        padded, (n, groups, kh, kw, cg, g.t), (s_n, cg * s_c, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w)
+    )
+
+
+def _column_buffer(xp, rows, groups, k, has_bias, g, dtype):
+    """Room for the wide columns of ``rows`` samples, (rows, G, K [+ 1], T), with the
+    bias row of ones already in place."""
+    cols = xp.empty((rows, groups, k + has_bias, g.t), dtype=dtype)
+    if has_bias:
+        cols[:, :, k] = 1
+    return cols
+
+
+def _fill_columns(cols, windows, rows, k):
+    """Copy the windows of the samples ``rows`` into the first rows of ``cols``
+    (splitting an axis of the buffer is a view, filled in place); returns their columns."""
+    block = windows[rows]  # (M, G, KH, KW, Cg, T)
+    part = cols[:len(block)]
+    part[:, :, :k].reshape(block.shape)[...] = block
+    return part
+
+
 def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """out = W2 @ im2col(pad(x)) + b per sample (see the module docstring).
 
@@ -114,23 +171,19 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
     padded = xp.zeros(g.padded, dtype=x.dtype)
     padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
-    s_n, s_c, _, s_w = padded.strides
-    dh, dw = dilation
-    # a read-only use of overlapping windows (CuPy's as_strided has no writeable=False to say so)
-    windows = xp.lib.stride_tricks.as_strided(
-        padded, (n, groups, kh, kw, cg, g.t), (s_n, cg * s_c, dh * g.width * s_w, dw * s_w, s_c, g.sw * s_w)
-    )
-    k = kh * kw * cg
+    windows = _windows(padded, g, groups, w.shape)
+    k, has_bias = kh * kw * cg, b is not None
     w2 = w.reshape(groups, fg, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, fg, k)
-    cols = xp.empty((n, groups, k + (b is not None), g.t), dtype=x.dtype)
-    cols[:, :, :k].reshape(n, groups, kh, kw, cg, g.t)[...] = windows  # splitting an axis: a view, filled in place
-    if b is not None:
-        cols[:, :, k] = 1
+    if has_bias:
         w2 = xp.concatenate([w2, b.reshape(groups, fg, 1)], axis=2)
-    wide = xp.matmul(w2, cols)  # (N, G, Fg, T): G products per sample
+    wide = xp.empty((n, groups, fg, g.t), dtype=x.dtype)  # (N, G, Fg, T): G products per sample
+    chunks = _chunks(xp, n, (k + has_bias) * g.t * x.itemsize)
+    cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, x.dtype)
+    for rows in chunks:
+        xp.matmul(w2, _fill_columns(cols, windows, rows, k), out=wide[rows])
     # a view that drops the junk columns: the next layer reads it once, no copy needed here
     out = wide.reshape(n, f, g.oh, g.row)[..., :g.ow]
-    return out, (g, cols, w, b is not None, groups)
+    return out, (g, padded, w, has_bias, groups)
 
 
 def conv2d_backward(dout, cache, input_grad=True):
@@ -140,17 +193,26 @@ def conv2d_backward(dout, cache, input_grad=True):
     whose input is data). Shapes as the inputs.
 
     For dW, dout is spread into the wide layout with zeros in the junk columns,
-    so the junk columns of cols add nothing.
+    so the junk columns of cols add nothing; the columns are built again from
+    the padded input, a chunk of samples at a time, and each chunk's products
+    are added to the sum.
     """
-    g, cols, w, has_bias, groups = cache
+    g, padded, w, has_bias, groups = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
     _, cg, kh, kw = w.shape
     fg, k = f // groups, kh * kw * cg
     wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
     wide[..., :g.ow] = dout
-    # dW2^T = sum_n cols[n] dout[n]^T per group: BLAS is faster with the long KH*KW*Cg side first
-    dw2 = xp.matmul(cols, wide.reshape(n, groups, fg, g.t).transpose(0, 1, 3, 2)).sum(axis=0)
+    wide_t = wide.reshape(n, groups, fg, g.t).transpose(0, 1, 3, 2)
+    windows = _windows(padded, g, groups, w.shape)
+    chunks = _chunks(xp, n, (k + has_bias) * g.t * dout.itemsize)
+    cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, dout.dtype)
+    dw2 = None
+    for rows in chunks:
+        # dW2^T += sum_n cols[n] dout[n]^T per group: BLAS is faster with the long KH*KW*Cg side first
+        part = xp.matmul(_fill_columns(cols, windows, rows, k), wide_t[rows]).sum(axis=0)
+        dw2 = part if dw2 is None else dw2 + part
     db = dw2[:, -1].reshape(f) if has_bias else None
     dw = dw2[:, :k].reshape(groups, kh, kw, cg, fg).transpose(0, 4, 3, 1, 2).reshape(f, cg, kh, kw)
     if not input_grad:
@@ -172,7 +234,8 @@ def _input_gradient(dout, w, g, groups):
     KH*KW additions. The channels of a sample are laid end to end in one flat
     axis (area = HP*WP each), so every step moves one slice per sample; a
     nonzero entry never crosses a row or channel boundary, because dout_s is
-    nonzero only where the whole kernel fits in the padded image.
+    nonzero only where the whole kernel fits in the padded image. Every
+    sample's gradient is its own, so this runs a chunk of samples at a time.
 
     With groups, D and the product get a group axis, (G, KH*Cg, KW*Fg) @ D[n]
     (G, KW*Fg, area), and the G blocks of Cg channels are put side by side.
@@ -185,21 +248,24 @@ def _input_gradient(dout, w, g, groups):
     hp, wp, area = g.hp, g.wp, g.hp * g.wp
     lead = dw * (kw - 1)  # zeros before the image, read by the largest shift
     extra = -(-lead // wp)
-    spread = xp.zeros((n, f, extra + hp, wp), dtype=dout.dtype)
-    spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout
-    flat = spread.reshape(n, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
-    s_n, s_f, s_e = flat.strides
-    # shifted[n, g, k, f, s] = dout_s[n, g*Fg + f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
-    shifted = xp.lib.stride_tricks.as_strided(flat, (n, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e))
-    d = xp.ascontiguousarray(shifted).reshape(n, groups, kw * fg, area)
     w3 = w[..., ::-1].reshape(groups, fg, cg, kh, kw).transpose(0, 3, 2, 4, 1).reshape(groups, kh * cg, kw * fg)
-    # (N, G, KH, Cg*area) -> (N, KH, C*area); for G = 1 a view, no copy
-    row_blocks = xp.matmul(w3, d).reshape(n, groups, kh, cg * area).transpose(0, 2, 1, 3).reshape(n, kh, c * area)
     dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
-    dflat[:, :c * area] = row_blocks[:, 0]
     dflat[:, c * area:] = 0
-    for p in range(1, kh):
-        dflat[:, dh * p * wp:dh * p * wp + c * area] += row_blocks[:, p]
+    for rows in _chunks(xp, n, kw * f * area * dout.itemsize):
+        m = rows.stop - rows.start
+        spread = xp.zeros((m, f, extra + hp, wp), dtype=dout.dtype)
+        spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout[rows]
+        flat = spread.reshape(m, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
+        s_n, s_f, s_e = flat.strides
+        # shifted[n, g, k, f, s] = dout_s[n, g*Fg + f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
+        shifted = xp.lib.stride_tricks.as_strided(flat, (m, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e))
+        d = xp.ascontiguousarray(shifted).reshape(m, groups, kw * fg, area)
+        # (M, G, KH, Cg*area) -> (M, KH, C*area); for G = 1 a view, no copy
+        row_blocks = xp.matmul(w3, d).reshape(m, groups, kh, cg * area).transpose(0, 2, 1, 3).reshape(m, kh, c * area)
+        out = dflat[rows]
+        out[:, :c * area] = row_blocks[:, 0]
+        for p in range(1, kh):
+            out[:, dh * p * wp:dh * p * wp + c * area] += row_blocks[:, p]
     dxp = dflat[:, :c * area].reshape(n, c, hp, wp)
     return dxp[:, :, g.top:g.top + g.h, g.left:g.left + g.w]
 
