@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module, check_op
-from handgrad.ops import conv as conv_ops
+from handgrad.ops import chunks
 from handgrad.ops import conv2d_backward, conv2d_forward
 from handgrad.shapes import conv_output_size
 from oracle import assert_close, t
@@ -108,7 +108,7 @@ def test_conv2d_a_sample_at_a_time_matches_torch(case):
     rng = np.random.default_rng(0)
     layer = nn.Conv2d(c, f, rng=rng, **args)
     x = rng.standard_normal((n + 1, c, h, w)).astype(np.float32)
-    with mock.patch.object(conv_ops, "CHUNK_BYTES", 1):
+    with mock.patch.object(chunks, "CHUNK_BYTES", 1):
         assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
 
 
@@ -124,8 +124,8 @@ def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
     whole = conv2d_backward(dout, cache)
     for size in (1, 2, 3, 6):
         per_sample = 3 * 2 * 3 * x.itemsize  # bytes of the columns or shifts of a sample are larger than this
-        with mock.patch.object(conv_ops, "CHUNK_BYTES", size * per_sample):
-            lengths = [(s.start, s.stop - s.start) for s in conv_ops._chunks(np, 7, per_sample)]
+        with mock.patch.object(chunks, "CHUNK_BYTES", size * per_sample):
+            lengths = [(s.start, s.stop - s.start) for s in chunks.sample_chunks(np, 7, per_sample)]
             assert [start for start, _ in lengths] == list(range(0, 7, lengths[0][1]))  # consecutive
             assert max(m for _, m in lengths) <= size and len({m for _, m in lengths[:-1]}) <= 1
             out_c, cache_c = conv2d_forward(x, w, b, *args)
@@ -134,6 +134,9 @@ def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
         np.testing.assert_array_equal(dx, whole[0])
         np.testing.assert_allclose(dw, whole[1], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(db, whole[2], rtol=1e-5, atol=1e-5)
+    empty, cache = conv2d_forward(x[:0], w, b, *args)
+    assert empty.shape == (0,) + out.shape[1:]
+    assert [g.shape for g in conv2d_backward(empty, cache)] == [(0,) + x.shape[1:], w.shape, b.shape]
 
 
 @given(conv2d_cases())

@@ -1,4 +1,6 @@
 """MaxPool2d, AvgPool2d, MaxPool1d: PyTorch oracle (float32, ties included), finite differences, bad input."""
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module
+from handgrad.ops import chunks, max_pool2d_backward, max_pool2d_forward
 from oracle import assert_close, t
 
 
@@ -66,6 +69,34 @@ def run_oracle(layer, fn, shape, args, ties, pad_value, rng):
 def test_max_pool2d_matches_torch(case):
     shape, args, ties = case
     run_oracle(nn.MaxPool2d(**args), TF.max_pool2d, shape, args, ties, -np.inf, np.random.default_rng(0))
+
+
+@given(pool2d_cases())
+def test_max_pool2d_a_sample_at_a_time_matches_torch(case):
+    """Max pooling runs a chunk of samples at a time; chunks of one sample give PyTorch's numbers too."""
+    (n, c, h, w), args, ties = case
+    with mock.patch.object(chunks, "CHUNK_BYTES", 1):
+        run_oracle(nn.MaxPool2d(**args), TF.max_pool2d, (n + 1, c, h, w), args, ties, -np.inf,
+                   np.random.default_rng(0))
+
+
+def test_max_pool2d_chunks_change_nothing():
+    """Every sample is pooled alone: outputs and gradients in any chunks are bitwise the
+    whole batch's (overlapping windows, padding and ties included), and an empty batch works."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (7, 3, 9, 8)).astype(np.float32)
+    for kernel, stride, padding in (((2, 2), (2, 2), ((0, 0), (0, 0))), ((3, 2), (1, 2), ((1, 1), (0, 1)))):
+        out, cache = max_pool2d_forward(x, kernel, stride, padding)
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        dx = max_pool2d_backward(dout, cache)
+        for size in (1, 2, 3):
+            with mock.patch.object(chunks, "CHUNK_BYTES", size * x[0].nbytes):
+                out_c, cache_c = max_pool2d_forward(x, kernel, stride, padding)
+                np.testing.assert_array_equal(out_c, out)
+                np.testing.assert_array_equal(max_pool2d_backward(dout, cache_c), dx)
+        empty, cache = max_pool2d_forward(x[:0], kernel, stride, padding)
+        assert empty.shape == (0,) + out.shape[1:]
+        assert max_pool2d_backward(empty, cache).shape == (0,) + x.shape[1:]
 
 
 @given(pool2d_cases())

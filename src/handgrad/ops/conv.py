@@ -23,14 +23,15 @@ kernel offset first, so that each offset's block of rows is one slab; and
 they are 'wide' (see :func:`conv2d_forward`), so that each slab is one
 strided slice of the flattened image.
 
-The batch is taken a chunk of samples at a time (:func:`_chunks`): the
-columns of one chunk (about CHUNK_BYTES) are built into one buffer and
+The batch is taken a chunk of samples at a time (:mod:`.chunks`): the
+columns of one chunk (about 512 KiB) are built into one buffer and
 multiplied while they are still in the core's cache, instead of all the
 columns being written to memory and read back. So the columns are not kept
 for backward; the zero-padded input is, 9 times smaller for a 3x3 kernel, and
 backward builds each chunk's columns again for dW: a copy more, against
-products that read their operands from the cache, and the columns' memory
-saved (12 MB for the cnn's 24 -> 48 channel layer at batch 64).
+products that read their operands from the cache (the cnn's training step,
+one core, batch 64: 38.5 against 43.5 ms), and the columns' memory saved
+(12 MB for its 24 -> 48 channel layer at batch 64).
 
 Gradients, as matrix products and, equivalently, as convolutions:
 
@@ -70,6 +71,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..shapes import output_sizes
+from .chunks import sample_chunks
 
 
 class _Geometry:
@@ -100,22 +102,6 @@ def _groups(c, w, groups):
         raise ValueError(f"conv: {c} input channels and weight {tuple(w.shape)} do not split into {groups} groups "
                          f"(expected in_channels = groups * weight.shape[1] and out_channels divisible by groups)")
     return cg, f // groups
-
-
-CHUNK_BYTES = 1 << 19  # each chunk's columns (and input-gradient shifts) take about this much memory
-
-
-def _chunks(xp, n, bytes_per_sample):
-    """The batch's samples in equal consecutive chunks (slices) of about CHUNK_BYTES
-    each on the CPU, so that a chunk's temporaries stay in the core's cache
-    between the copy that makes them and the product that reads them (the cnn's
-    training step, one core, batch 64: 38.5 against 43.5 ms with the whole batch
-    at once); on a GPU the whole batch, in as few launches as possible."""
-    if xp.__name__ != "numpy":
-        return [slice(0, n)]
-    count = -(-n // max(1, CHUNK_BYTES // bytes_per_sample))
-    size = -(-n // count)
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _windows(padded, g, groups, w_shape):
@@ -177,7 +163,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     if has_bias:
         w2 = xp.concatenate([w2, b.reshape(groups, fg, 1)], axis=2)
     wide = xp.empty((n, groups, fg, g.t), dtype=x.dtype)  # (N, G, Fg, T): G products per sample
-    chunks = _chunks(xp, n, (k + has_bias) * g.t * x.itemsize)
+    chunks = sample_chunks(xp, n, (k + has_bias) * g.t * x.itemsize)
     cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, x.dtype)
     for rows in chunks:
         xp.matmul(w2, _fill_columns(cols, windows, rows, k), out=wide[rows])
@@ -206,7 +192,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     wide[..., :g.ow] = dout
     wide_t = wide.reshape(n, groups, fg, g.t).transpose(0, 1, 3, 2)
     windows = _windows(padded, g, groups, w.shape)
-    chunks = _chunks(xp, n, (k + has_bias) * g.t * dout.itemsize)
+    chunks = sample_chunks(xp, n, (k + has_bias) * g.t * dout.itemsize)
     cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, dout.dtype)
     dw2 = None
     for rows in chunks:
@@ -251,7 +237,7 @@ def _input_gradient(dout, w, g, groups):
     w3 = w[..., ::-1].reshape(groups, fg, cg, kh, kw).transpose(0, 3, 2, 4, 1).reshape(groups, kh * cg, kw * fg)
     dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
     dflat[:, c * area:] = 0
-    for rows in _chunks(xp, n, kw * f * area * dout.itemsize):
+    for rows in sample_chunks(xp, n, kw * f * area * dout.itemsize):
         m = rows.stop - rows.start
         spread = xp.zeros((m, f, extra + hp, wp), dtype=dout.dtype)
         spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout[rows]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..shapes import output_sizes
+from .chunks import sample_chunks
 
 
 def _pad(x, padding, value=0):
@@ -71,14 +72,20 @@ def _max_along(x, axis, kernel, stride, n_out):
     return out, argmax
 
 
-def _max_along_backward(dout, argmax, axis, kernel, stride, size):
-    """Send each gradient of :func:`_max_along` to its argmax; ``size`` is the input length along ``axis``."""
+def _max_along_backward(dout, argmax, axis, kernel, stride, size, out=None):
+    """Send each gradient of :func:`_max_along` to its argmax; ``size`` is the input length
+    along ``axis``. Written into ``out`` when given (an array of the input's shape)."""
     xp = array_module(dout)
     shape = list(dout.shape)
     shape[axis] = size
     # windows that tile the axis exactly write every slot once: no zeros needed
     tiled = stride == kernel and size == kernel * dout.shape[axis]
-    dx = (xp.empty if tiled else xp.zeros)(shape, dtype=dout.dtype)
+    if out is None:
+        dx = (xp.empty if tiled else xp.zeros)(shape, dtype=dout.dtype)
+    else:
+        dx = out
+        if not tiled:
+            dx[...] = 0
     for k in range(kernel):
         index = _window_slice(axis, k, stride, dout.shape[axis])
         if stride >= kernel:  # windows do not overlap: every input slot is written once at most
@@ -95,24 +102,34 @@ def max_pool2d_forward(x, kernel, stride, padding=((0, 0), (0, 0))):
     down the columns of those row maxima (KH offsets, stride sh), so forward
     and backward make KH + KW passes instead of KH * KW. Taking the first
     maximum in each pass gives the first maximum of the window in row-major
-    order, PyTorch's tie rule.
+    order, PyTorch's tie rule. Samples are independent, so both run a chunk
+    of samples at a time (:mod:`.chunks`), the row maxima still in the cache
+    when the second pass reads them.
 
     Shapes: x (N, C, H, W) -> out (N, C, OH, OW).
     """
     xp = array_module(x)
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = output_sizes(x.shape[2:], kernel, stride, padding, (1, 1))
-    xpad = _pad(x, padding, value=-xp.inf)
-    row_max, col_arg = _max_along(xpad, 3, kw, sw, ow)
-    out, row_arg = _max_along(row_max, 2, kh, sh, oh)
-    return out, (x.shape, xpad.shape, col_arg, row_arg, kernel, stride, padding)
+    outs, args = [], []
+    for rows in sample_chunks(xp, len(x), x.size // max(1, len(x)) * x.itemsize):
+        xpad = _pad(x[rows], padding, value=-xp.inf)
+        row_max, col_arg = _max_along(xpad, 3, kw, sw, ow)
+        out, row_arg = _max_along(row_max, 2, kh, sh, oh)
+        outs.append(out)
+        args.append((rows, col_arg, row_arg))
+    out = outs[0] if len(outs) == 1 else xp.concatenate(outs)
+    return out, (x.shape, xpad.shape[2:], args, kernel, stride, padding)
 
 
 def max_pool2d_backward(dout, cache):
     """dx: each dout[n, c, i, j] added at the position of its window's maximum."""
-    x_shape, pad_shape, col_arg, row_arg, (kh, kw), (sh, sw), padding = cache
-    d_row_max = _max_along_backward(dout, row_arg, 2, kh, sh, pad_shape[2])
-    dxp = _max_along_backward(d_row_max, col_arg, 3, kw, sw, pad_shape[3])
+    x_shape, (hp, wp), args, (kh, kw), (sh, sw), padding = cache
+    xp = array_module(dout)
+    dxp = xp.empty(x_shape[:2] + (hp, wp), dtype=dout.dtype)
+    for rows, col_arg, row_arg in args:
+        d_row_max = _max_along_backward(dout[rows], row_arg, 2, kh, sh, hp)
+        _max_along_backward(d_row_max, col_arg, 3, kw, sw, wp, out=dxp[rows])
     return _unpad(dxp, padding)
 
 
