@@ -179,25 +179,26 @@ def conv2d_backward(dout, cache, input_grad=True):
     whose input is data). Shapes as the inputs.
 
     For dW, dout is spread into the wide layout with zeros in the junk columns,
-    so the junk columns of cols add nothing; the columns are built again from
-    the padded input, a chunk of samples at a time, and each chunk's products
-    are added to the sum.
+    so the junk columns of cols add nothing. Both are built a chunk of samples
+    at a time, the columns again from the padded input, and each chunk's
+    products are added to the sum.
     """
     g, padded, w, has_bias, groups = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
     _, cg, kh, kw = w.shape
     fg, k = f // groups, kh * kw * cg
-    wide = xp.zeros((n, f, g.oh, g.row), dtype=dout.dtype)
-    wide[..., :g.ow] = dout
-    wide_t = wide.reshape(n, groups, fg, g.t).transpose(0, 1, 3, 2)
     windows = _windows(padded, g, groups, w.shape)
-    chunks = sample_chunks(xp, n, (k + has_bias) * g.t * dout.itemsize)
+    chunks = sample_chunks(xp, n, (k + has_bias + f) * g.t * dout.itemsize)
     cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, dout.dtype)
+    wide = xp.zeros((chunks[0].stop, f, g.oh, g.row), dtype=dout.dtype)  # its junk columns stay zero
     dw2 = None
     for rows in chunks:
+        m = rows.stop - rows.start
+        wide[:m, ..., :g.ow] = dout[rows]
+        wide_t = wide[:m].reshape(m, groups, fg, g.t).transpose(0, 1, 3, 2)
         # dW2^T += sum_n cols[n] dout[n]^T per group: BLAS is faster with the long KH*KW*Cg side first
-        part = xp.matmul(_fill_columns(cols, windows, rows, k), wide_t[rows]).sum(axis=0)
+        part = xp.matmul(_fill_columns(cols, windows, rows, k), wide_t).sum(axis=0)
         dw2 = part if dw2 is None else dw2 + part
     db = dw2[:, -1].reshape(f) if has_bias else None
     dw = dw2[:, :k].reshape(groups, kh, kw, cg, fg).transpose(0, 4, 3, 1, 2).reshape(f, cg, kh, kw)
