@@ -31,13 +31,14 @@ convolutions cost more time than pooling first saved: batch norm first,
 
 ``handgrad train --model cnn --data fashion-mnist`` with its defaults (Adam,
 lr 2e-3 times 0.9 after every epoch, 24 epochs of batch 64, flips and shifts
-of up to 1 pixel; see ``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9315
-test accuracy (best validation 0.9385) in 8 min 22 s on an otherwise idle 2-core
-machine (two processes, 19.2 s per epoch of steps; everything else, mostly the
-evaluations after each epoch, 7.6% of the run), with the convolutions working in
-chunks of samples; before them 0.9314 (best validation 0.9398), also in 8 min
-22 s, the machine then running about a fifth slower than an hour before it (the
-chunks changed the weight gradients' rounding). 28 epochs reached 0.9345,
+of up to 1 pixel; see ``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9306
+test accuracy (best validation 0.9382) in 7 min 16 s on an otherwise idle 2-core
+machine (two processes, 16.7 s per epoch of steps; everything else, mostly the
+evaluations after each epoch, 7.9% of the run), with convolutions and max
+pooling working in chunks of samples. Kernels that round differently give
+slightly different runs: before the chunks 0.9314 (best validation 0.9398) in
+8 min 22 s, the machine then running about a fifth slower than an hour before
+it; with the first version of the chunks 0.9315. 28 epochs reached 0.9345,
 but took 8 min 25 s on the machine at its usual speed and 10 min 4 s on the
 slower one (the same weights, bitwise; 971 against 1,150 s of CPU time): 24
 epochs keep the run within 10 minutes either way. Earlier versions of the network,
