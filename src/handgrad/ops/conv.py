@@ -128,8 +128,8 @@ def _column_buffer(xp, rows, groups, k, has_bias, g, dtype):
 
 
 def _fill_columns(cols, windows, rows, k):
-    """Copy the windows of the samples ``rows`` into the first rows of ``cols``
-    (splitting an axis of the buffer is a view, filled in place); returns their columns."""
+    """Copy the windows of the samples ``rows`` (a slice) into the buffer's first slots
+    (splitting an axis of the buffer is a view, filled in place); returns those slots."""
     block = windows[rows]  # (M, G, KH, KW, Cg, T)
     part = cols[:len(block)]
     part[:, :, :k].reshape(block.shape)[...] = block
