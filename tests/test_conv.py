@@ -139,6 +139,44 @@ def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
     assert [g.shape for g in conv2d_backward(empty, cache)] == [(0,) + x.shape[1:], w.shape, b.shape]
 
 
+def test_only_numpy_itself_is_cut_into_chunks():
+    """On a device (CuPy, or the strict stand-in for it, whose module is not NumPy) the
+    whole batch is one chunk, in as few launches as possible; so is an empty batch."""
+    import strict_backend
+
+    assert chunks.sample_chunks(strict_backend.xp, 9, 1 << 30) == [slice(0, 9)]
+    assert len(chunks.sample_chunks(np, 9, 1 << 30)) == 9
+    assert chunks.sample_chunks(np, 0, 100) == [slice(0, 0)]
+
+
+def test_dtypes_promote_as_the_product_does(rng):
+    """The output has the dtype of W times the input (float64 weights on float32 or
+    integer inputs give float64), and dW that of the columns times dout, whatever the chunks."""
+    w = rng.standard_normal((4, 2, 3, 3))  # float64
+    for x in (rng.standard_normal((3, 2, 6, 5)).astype(np.float32), rng.integers(0, 255, (3, 2, 6, 5), np.uint8),
+              rng.standard_normal((3, 2, 6, 5))):
+        for size in (1, 1 << 30):
+            with mock.patch.object(chunks, "CHUNK_BYTES", size):
+                out, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)))
+                assert out.dtype == np.float64, x.dtype
+                np.testing.assert_allclose(out, conv2d_forward(x.astype(np.float64), w, None, (1, 1),
+                                                               ((1, 1), (1, 1)))[0], rtol=1e-12, atol=1e-9)
+                _, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache, input_grad=False)
+                assert dw.dtype == np.result_type(x.dtype, np.float32), x.dtype
+
+
+def test_zero_channels_and_filters(rng):
+    """Empty channel or filter axes give empty results of the right shapes, not errors."""
+    for c, f in ((0, 2), (3, 0)):
+        x = rng.standard_normal((2, c, 5, 5)).astype(np.float32)
+        w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+        out, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)))
+        assert out.shape == (2, f, 5, 5)
+        dx, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache)
+        assert dx.shape == x.shape and dw.shape == w.shape
+        assert not dx.any() and not dw.any()
+
+
 @given(conv2d_cases())
 def test_conv2d_finite_differences(case):
     (n, c, h, w, f), args = case

@@ -97,6 +97,9 @@ def test_max_pool2d_chunks_change_nothing():
         empty, cache = max_pool2d_forward(x[:0], kernel, stride, padding)
         assert empty.shape == (0,) + out.shape[1:]
         assert max_pool2d_backward(empty, cache).shape == (0,) + x.shape[1:]
+        no_channels, cache = max_pool2d_forward(x[:, :0], kernel, stride, padding)
+        assert no_channels.shape == (7, 0) + out.shape[2:]
+        assert max_pool2d_backward(no_channels, cache).shape == (7, 0) + x.shape[2:]
 
 
 @given(pool2d_cases())

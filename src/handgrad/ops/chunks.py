@@ -10,15 +10,17 @@ on a GPU the whole batch is one chunk, in as few launches as possible.
 """
 from __future__ import annotations
 
+import numpy as np
+
 CHUNK_BYTES = 1 << 19
 
 
 def sample_chunks(xp, n: int, bytes_per_sample: int) -> list[slice]:
     """The batch's ``n`` samples as consecutive slices of equal length (the last
     may be shorter), each taking about CHUNK_BYTES at ``bytes_per_sample``; one
-    slice off the CPU (``xp`` not NumPy)."""
-    if xp.__name__ != "numpy" or n == 0:
+    slice off the CPU (``xp`` not NumPy itself: CuPy, or another device's module)."""
+    if xp is not np or n == 0:
         return [slice(0, n)]
-    count = -(-n // max(1, CHUNK_BYTES // bytes_per_sample))
+    count = -(-n // max(1, CHUNK_BYTES // max(1, bytes_per_sample)))
     size = -(-n // count)
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]

@@ -162,7 +162,8 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     w2 = w.reshape(groups, fg, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, fg, k)
     if has_bias:
         w2 = xp.concatenate([w2, b.reshape(groups, fg, 1)], axis=2)
-    wide = xp.empty((n, groups, fg, g.t), dtype=x.dtype)  # (N, G, Fg, T): G products per sample
+    # (N, G, Fg, T): G products per sample, in the dtype the product of w2 and the columns has
+    wide = xp.empty((n, groups, fg, g.t), dtype=xp.result_type(w2, x))
     chunks = sample_chunks(xp, n, (k + has_bias) * g.t * x.itemsize)
     cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, x.dtype)
     for rows in chunks:
@@ -190,7 +191,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     fg, k = f // groups, kh * kw * cg
     windows = _windows(padded, g, groups, w.shape)
     chunks = sample_chunks(xp, n, (k + has_bias + f) * g.t * dout.itemsize)
-    cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, dout.dtype)
+    cols = _column_buffer(xp, chunks[0].stop, groups, k, has_bias, g, padded.dtype)
     wide = xp.zeros((chunks[0].stop, f, g.oh, g.row), dtype=dout.dtype)  # its junk columns stay zero
     dw2 = None
     for rows in chunks:
