@@ -239,11 +239,13 @@ def _input_gradient(dout, w, g, groups):
     w3 = w[..., ::-1].reshape(groups, fg, cg, kh, kw).transpose(0, 3, 2, 4, 1).reshape(groups, kh * cg, kw * fg)
     dflat = xp.empty((n, c * area + dh * (kh - 1) * wp), dtype=dout.dtype)
     dflat[:, c * area:] = 0
-    for rows in sample_chunks(xp, n, kw * f * area * dout.itemsize):
+    chunks = sample_chunks(xp, n, kw * f * area * dout.itemsize)
+    # dout_s of a chunk: every chunk writes the same positions, so the zeros elsewhere stay
+    spread = xp.zeros((chunks[0].stop, f, extra + hp, wp), dtype=dout.dtype)
+    for rows in chunks:
         m = rows.stop - rows.start
-        spread = xp.zeros((m, f, extra + hp, wp), dtype=dout.dtype)
-        spread[:, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout[rows]
-        flat = spread.reshape(m, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
+        spread[:m, :, extra:extra + sh * (g.oh - 1) + 1:sh, :sw * (g.ow - 1) + 1:sw] = dout[rows]
+        flat = spread[:m].reshape(m, f, (extra + hp) * wp)[:, :, extra * wp - lead:]
         s_n, s_f, s_e = flat.strides
         # shifted[n, g, k, f, s] = dout_s[n, g*Fg + f, s - dw*(KW-1-k)]: shift k reads kernel column q = KW-1-k
         shifted = xp.lib.stride_tricks.as_strided(flat, (m, groups, kw, fg, area), (s_n, fg * s_f, dw * s_e, s_f, s_e))
