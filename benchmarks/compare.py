@@ -52,6 +52,7 @@ import numpy as np
 import handgrad
 from handgrad import nn, optim
 from handgrad.backend import to_device
+from handgrad.heap import keep_freed_memory
 from handgrad.parallel import DataParallel, resolve_workers, usable_cores
 from handgrad.train.evaluate import predict_logits
 
@@ -116,6 +117,7 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
     mode; the model's batches are shared by ``workers`` processes as the Trainer
     resolves that number. ``stack`` (an ExitStack) stops the workers. On ``device``
     "cuda" the model and the batch live on the GPU (CuPy), in one process."""
+    keep_freed_memory()  # as Trainer.fit and the CLI do (PyTorch's side, in the same process, gains too)
     x, y = (to_device(a, device) for a in batch(bench))
     model, criterion = start_model(bench).to(device), bench.build_loss()
     opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)

@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from .. import __version__
+from ..heap import keep_freed_memory
 
 COMMANDS = ("train", "evaluate", "predict", "generate", "summary", "shape", "gradcheck", "sweep", "export")
 
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    keep_freed_memory()  # every batch allocates the same arrays: no page faults for them
     try:
         return args.run(args)
     except BrokenPipeError:  # the reader went away (handgrad sweep --list | head): stop quietly,

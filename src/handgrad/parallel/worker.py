@@ -34,6 +34,7 @@ import traceback
 
 import numpy as np
 
+from ..heap import keep_freed_memory
 from ..nn import is_grad_enabled, set_grad_enabled
 from .lifetime import WATCH_EVERY, die_with_parent, parent_gone
 from .shard import set_shards, split_layers
@@ -141,6 +142,7 @@ def serve(conn, callers_end, model, weights: SharedArrays, buffers: SharedArrays
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")  # one core per process
+    keep_freed_memory()  # every step allocates the same arrays: no page faults for them
     params = model.parameters()
     for p, w, g in zip(params, weights.arrays, grads.arrays):
         p.data = w  # the caller writes the current weights here before every forward pass

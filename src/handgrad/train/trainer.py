@@ -67,6 +67,7 @@ import numpy as np
 from .. import backend
 from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
+from ..heap import keep_freed_memory
 from ..parallel import DataParallel, resolve_workers
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..optim import clip_grad_norm_
@@ -232,6 +233,7 @@ class Trainer:
         the run saved there exactly as if it had never stopped."""
         self.model.to(self.device)
         self.seconds.clear()
+        keep_freed_memory()  # every step allocates the same arrays: no page faults for them
         if resume_from is not None:
             self._restore(load_checkpoint(resume_from))
         elif self.seed is not None:
