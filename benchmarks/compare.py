@@ -38,6 +38,7 @@ import argparse
 import importlib
 import json
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -260,6 +261,22 @@ def _peak_mib(pid) -> int:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
+def blas_line() -> str:
+    """NumPy's BLAS and the kernels it chose for this CPU, with a warning where the
+    environment forces older ones (``OPENBLAS_CORETYPE``: some machines set it
+    globally, and on an AVX-512 CPU the Haswell kernels run matrix products at
+    about half speed)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']} {i.get('version') or ''} ({i.get('architecture') or 'kernels unknown'}, "
+            f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas"]
+    line = f"NumPy {np.__version__}, BLAS: {', '.join(blas) or 'none found'}"
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if forced:
+        line += f"\n  warning: {forced} set in the environment: OpenBLAS's kernels are not its own choice for this CPU"
+    return line
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["mlp"], help=f"any of: {', '.join(BENCHMARKS)}")
@@ -290,6 +307,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads or usable_cores())
+    print(blas_line())
     for name in args.models:
         compare(name, args)
         if args.memory:
