@@ -31,11 +31,13 @@ convolutions cost more time than pooling first saved: batch norm first,
 
 ``handgrad train --model cnn --data fashion-mnist`` with its defaults (Adam,
 lr 2e-3 times 0.9 after every epoch, 24 epochs of batch 64, flips and shifts
-of up to 1 pixel; see ``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9306
-test accuracy (best validation 0.9382) in 7 min 16 s on an otherwise idle 2-core
-machine (two processes, 16.7 s per epoch of steps; everything else, mostly the
-evaluations after each epoch, 7.9% of the run), with convolutions and max
-pooling working in chunks of samples. Kernels that round differently give
+of up to 1 pixel; see ``handgrad.train.config.MODEL_DEFAULTS``) reached 0.9347
+test accuracy (best validation 0.9372) in 4 min 9 s on an otherwise idle 2-core
+AMD EPYC (two processes, OpenBLAS's SkylakeX kernels, 9.45 s per epoch of steps;
+everything else, mostly the evaluations after each epoch, 8.6% of the run), and
+0.9303 in 5 min 33 s with OpenBLAS forced to its Haswell kernels (2026-12-01).
+On an earlier machine of this kind, with convolutions and max pooling working in
+chunks of samples, 0.9306 in 7 min 16 s. Kernels that round differently give
 slightly different runs: before the chunks 0.9314 (best validation 0.9398) in
 8 min 22 s, the machine then running about a fifth slower than an hour before
 it; with the first version of the chunks 0.9315. 28 epochs reached 0.9345,
