@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module
+from handgrad.ops.linear import SMALL_BATCH
 from oracle import assert_close, assert_grads_match, copy_weights, t
 
 seeds = st.integers(0, 2**16)
@@ -52,6 +53,21 @@ def test_linear(cfg):
     theirs = torch.nn.Linear(d, out_features, bias=bias)
     copy_weights(ours, theirs)
     run_both(ours, torch.nn.Sequential(torch.nn.Flatten(), theirs), x, seed)
+    assert_grads_match(ours, theirs)
+
+
+
+@pytest.mark.parametrize("n", [1, SMALL_BATCH, SMALL_BATCH + 1])
+@pytest.mark.parametrize("out_features", [63, 64, 200])
+def test_linear_small_batch_order(n, out_features):
+    """Both orders of the product (out = (W x^T)^T for small batches of wide layers,
+    x W^T otherwise) agree with PyTorch, forward and backward."""
+    rng = np.random.default_rng(n * 1000 + out_features)
+    x = rng.standard_normal((n, 3, 7))
+    ours = nn.Linear(21, out_features, rng=n)
+    theirs = torch.nn.Linear(21, out_features)
+    copy_weights(ours, theirs)
+    run_both(ours, torch.nn.Sequential(torch.nn.Flatten(), theirs), x, n)
     assert_grads_match(ours, theirs)
 
 
