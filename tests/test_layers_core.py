@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module
-from handgrad.ops.linear import SMALL_BATCH
+from handgrad.ops.linear import SMALL_BATCH, WIDE
 from oracle import assert_close, assert_grads_match, copy_weights, t
 
 seeds = st.integers(0, 2**16)
@@ -56,9 +56,8 @@ def test_linear(cfg):
     assert_grads_match(ours, theirs)
 
 
-
 @pytest.mark.parametrize("n", [1, SMALL_BATCH, SMALL_BATCH + 1])
-@pytest.mark.parametrize("out_features", [63, 64, 200])
+@pytest.mark.parametrize("out_features", [WIDE - 1, WIDE, 200])
 def test_linear_small_batch_order(n, out_features):
     """Both orders of the product (out = (W x^T)^T for small batches of wide layers,
     x W^T otherwise) agree with PyTorch, forward and backward."""

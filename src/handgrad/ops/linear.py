@@ -1,8 +1,10 @@
 """Affine (fully connected) layer kernels."""
 from __future__ import annotations
 
-# Up to this many rows, out = x W^T is computed as (W x^T)^T (see linear_forward)
+# Up to SMALL_BATCH rows and from WIDE outputs on, out = x W^T is computed as (W x^T)^T
+# (see linear_forward)
 SMALL_BATCH = 64
+WIDE = 64
 
 
 def linear_forward(x, w, b=None):
@@ -14,7 +16,7 @@ def linear_forward(x, w, b=None):
     w (M, D) as in PyTorch (out_features, in_features); b (M,) or None;
     out (N, M).
 
-    For a small batch and a wide layer (N <= SMALL_BATCH and M >= 64) the
+    For a small batch and a wide layer (N <= SMALL_BATCH and M >= WIDE) the
     product is taken the other way round, out = (W x^T)^T, the transposed view
     of an (M, N) array: the same sums, and OpenBLAS runs a short, wide output
     faster with its long side first (784 -> 200 in float32, one core, SkylakeX
@@ -24,7 +26,7 @@ def linear_forward(x, w, b=None):
     backend takes the same order, so a device's run rounds as the CPU's does.
     """
     x2 = x.reshape(x.shape[0], -1)
-    if x2.shape[0] <= SMALL_BATCH and w.shape[0] >= 64:
+    if x2.shape[0] <= SMALL_BATCH and w.shape[0] >= WIDE:
         out = (w @ x2.T).T
     else:
         out = x2 @ w.T
