@@ -1,4 +1,9 @@
-"""Conv1d / Conv2d (grouped too): finite differences (float64), PyTorch oracle (float32), shapes and bad input."""
+"""Conv1d / Conv2d (grouped too): finite differences (float64), PyTorch oracle (float32), shapes and bad input.
+
+Most tests run twice, once in each layout of the products (``layout``): im2col
+(:mod:`handgrad.ops.conv`) and im2row (:mod:`handgrad.ops.im2row`, which the
+layer picks for small images with many channels)."""
+import contextlib
 import math
 from unittest import mock
 
@@ -11,7 +16,7 @@ from hypothesis import strategies as st
 
 from handgrad import nn
 from handgrad.gradcheck import check_module, check_op
-from handgrad.ops import chunks
+from handgrad.ops import chunks, im2row
 from handgrad.ops import conv2d_backward, conv2d_forward
 from handgrad.shapes import conv_output_size
 from oracle import assert_close, t
@@ -21,6 +26,17 @@ def assert_gradients_match(module, x):
     """Finite differences (float64) agree with backward for the input and every parameter."""
     report = check_module(module, x)
     assert max(report.values()) < 1e-6, report
+
+LAYOUTS = {"im2col": dict(MAX_COLUMNS=-1), "im2row": dict(MAX_COLUMNS=1 << 30, MIN_RUN=0)}
+layouts = pytest.mark.parametrize("layout", list(LAYOUTS))
+
+
+@contextlib.contextmanager
+def forced(layout):
+    """Every ungrouped convolution in ``layout`` (grouped ones are always im2col)."""
+    with mock.patch.multiple(im2row, **LAYOUTS[layout]):
+        yield
+
 
 sizes = st.integers(1, 3)
 groups = st.sampled_from([1, 1, 2, 3])  # half the cases grouped; groups = in_channels (depthwise) when c per group is 1
@@ -91,40 +107,45 @@ def assert_matches_torch(layer, x, torch_forward, rng):
         assert_close(layer.bias.grad, tb.grad, 1e-4, "db")
 
 
+@layouts
 @given(conv2d_cases())
-def test_conv2d_matches_torch(case):
+def test_conv2d_matches_torch(layout, case):
     (n, c, h, w, f), args = case
     rng = np.random.default_rng(0)
     layer = nn.Conv2d(c, f, rng=rng, **args)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
+    with forced(layout):
+        assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
 
 
+@layouts
 @given(conv2d_cases())
-def test_conv2d_a_sample_at_a_time_matches_torch(case):
+def test_conv2d_a_sample_at_a_time_matches_torch(layout, case):
     """The kernels take the batch a chunk of samples at a time (columns built, and in
     backward built again, per chunk); chunks of one sample must give PyTorch's numbers too."""
     (n, c, h, w, f), args = case
     rng = np.random.default_rng(0)
     layer = nn.Conv2d(c, f, rng=rng, **args)
     x = rng.standard_normal((n + 1, c, h, w)).astype(np.float32)
-    with mock.patch.object(chunks, "CHUNK_BYTES", 1):
+    with mock.patch.object(chunks, "CHUNK_BYTES", 1), forced(layout):
         assert_matches_torch(layer, x, lambda tx, tw, tb: torch_conv2d(tx, tw, tb, args), rng)
 
 
-def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
+@layouts
+def test_chunks_change_only_the_order_of_the_weight_gradient_sum(layout, rng):
     """Outputs and input gradients are per sample: bitwise the same in any chunks; dW and db
     add the chunks' sums, so they agree to rounding. Chunks are equal but for the last."""
     x = rng.standard_normal((7, 3, 9, 8)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
     args = ((2, 1), ((1, 2), (0, 1)), (1, 2))
-    out, cache = conv2d_forward(x, w, b, *args)
-    dout = rng.standard_normal(out.shape).astype(np.float32)
-    whole = conv2d_backward(dout, cache)
+    with forced(layout):
+        out, cache = conv2d_forward(x, w, b, *args)
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        whole = conv2d_backward(dout, cache)
     for size in (1, 2, 3, 6):
         per_sample = 3 * 2 * 3 * x.itemsize  # bytes of the columns or shifts of a sample are larger than this
-        with mock.patch.object(chunks, "CHUNK_BYTES", size * per_sample):
+        with mock.patch.object(chunks, "CHUNK_BYTES", size * per_sample), forced(layout):
             lengths = [(s.start, s.stop - s.start) for s in chunks.sample_chunks(np, 7, per_sample)]
             assert [start for start, _ in lengths] == list(range(0, 7, lengths[0][1]))  # consecutive
             assert max(m for _, m in lengths) <= size and len({m for _, m in lengths[:-1]}) <= 1
@@ -134,9 +155,10 @@ def test_chunks_change_only_the_order_of_the_weight_gradient_sum(rng):
         np.testing.assert_array_equal(dx, whole[0])
         np.testing.assert_allclose(dw, whole[1], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(db, whole[2], rtol=1e-5, atol=1e-5)
-    empty, cache = conv2d_forward(x[:0], w, b, *args)
-    assert empty.shape == (0,) + out.shape[1:]
-    assert [g.shape for g in conv2d_backward(empty, cache)] == [(0,) + x.shape[1:], w.shape, b.shape]
+    with forced(layout):
+        empty, cache = conv2d_forward(x[:0], w, b, *args)
+        assert empty.shape == (0,) + out.shape[1:]
+        assert [g.shape for g in conv2d_backward(empty, cache)] == [(0,) + x.shape[1:], w.shape, b.shape]
 
 
 def test_only_numpy_itself_is_cut_into_chunks():
@@ -149,14 +171,43 @@ def test_only_numpy_itself_is_cut_into_chunks():
     assert chunks.sample_chunks(np, 0, 100) == [slice(0, 0)]
 
 
-def test_dtypes_promote_as_the_product_does(rng):
+def test_layout_is_chosen_by_image_size_and_channels():
+    """im2row for the cnn's 7 x 7 layer (48 -> 64 channels); im2col for its 28 x 28 and 14 x 14
+    layers, for few channels (short runs) and for groups."""
+    def chosen(c, size, groups=1, kernel=3, dilation=1):
+        x = np.zeros((2, c, size, size), np.float32)
+        w = np.zeros((4 * groups, c // groups, kernel, kernel), np.float32)
+        _, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)), (dilation, dilation), groups)
+        return "im2row" if isinstance(cache, im2row.Cache) else "im2col"
+
+    assert chosen(48, 7) == chosen(64, 4) == chosen(16, 8) == "im2row"
+    assert chosen(1, 28) == chosen(24, 14) == chosen(48, 28) == "im2col"
+    assert chosen(8, 7) == chosen(48, 7, groups=2) == chosen(8, 7, dilation=2) == "im2col"
+
+
+def test_layouts_agree(rng):
+    """Both layouts compute the same sums, in another order: equal to float64 rounding."""
+    x = rng.standard_normal((5, 6, 7, 8))
+    w, b = rng.standard_normal((4, 6, 3, 2)), rng.standard_normal(4)
+    args = ((2, 1), ((1, 0), (2, 1)), (1, 2))
+    results = {}
+    for layout in LAYOUTS:
+        with forced(layout):
+            out, cache = conv2d_forward(x, w, b, *args)
+            results[layout] = (out,) + conv2d_backward(out ** 2, cache)
+    for got, want in zip(results["im2row"], results["im2col"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@layouts
+def test_dtypes_promote_as_the_product_does(layout, rng):
     """The output has the dtype of W times the input (float64 weights on float32 or
     integer inputs give float64), and dW that of the columns times dout, whatever the chunks."""
     w = rng.standard_normal((4, 2, 3, 3))  # float64
     for x in (rng.standard_normal((3, 2, 6, 5)).astype(np.float32), rng.integers(0, 255, (3, 2, 6, 5), np.uint8),
               rng.standard_normal((3, 2, 6, 5))):
         for size in (1, 1 << 30):
-            with mock.patch.object(chunks, "CHUNK_BYTES", size):
+            with mock.patch.object(chunks, "CHUNK_BYTES", size), forced(layout):
                 out, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)))
                 assert out.dtype == np.float64, x.dtype
                 np.testing.assert_allclose(out, conv2d_forward(x.astype(np.float64), w, None, (1, 1),
@@ -165,24 +216,28 @@ def test_dtypes_promote_as_the_product_does(rng):
                 assert dw.dtype == np.result_type(x.dtype, np.float32), x.dtype
 
 
-def test_zero_channels_and_filters(rng):
+@layouts
+def test_zero_channels_and_filters(layout, rng):
     """Empty channel or filter axes give empty results of the right shapes, not errors."""
     for c, f in ((0, 2), (3, 0)):
         x = rng.standard_normal((2, c, 5, 5)).astype(np.float32)
         w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
-        out, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)))
+        with forced(layout):
+            out, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)))
+            dx, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache)
         assert out.shape == (2, f, 5, 5)
-        dx, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache)
         assert dx.shape == x.shape and dw.shape == w.shape
         assert not dx.any() and not dw.any()
 
 
+@layouts
 @given(conv2d_cases())
-def test_conv2d_finite_differences(case):
+def test_conv2d_finite_differences(layout, case):
     (n, c, h, w, f), args = case
     rng = np.random.default_rng(1)
     layer = nn.Conv2d(c, f, rng=rng, dtype=np.float64, **args)
-    assert_gradients_match(layer, rng.standard_normal((n, c, h, w)))
+    with forced(layout):
+        assert_gradients_match(layer, rng.standard_normal((n, c, h, w)))
 
 
 @st.composite
@@ -199,8 +254,9 @@ def conv1d_cases(draw):
                                    bias=draw(st.booleans()))
 
 
+@layouts
 @given(conv1d_cases())
-def test_conv1d_matches_torch(case):
+def test_conv1d_matches_torch(layout, case):
     (n, c, length, f), args = case
     rng = np.random.default_rng(2)
     layer = nn.Conv1d(c, f, rng=rng, **args)
@@ -213,15 +269,18 @@ def test_conv1d_matches_torch(case):
             padding = 0
         return TF.conv1d(tx, tw, tb, args["stride"], padding, args["dilation"], args["groups"])
 
-    assert_matches_torch(layer, x, torch_conv1d, rng)
+    with forced(layout):
+        assert_matches_torch(layer, x, torch_conv1d, rng)
 
 
+@layouts
 @given(conv1d_cases())
-def test_conv1d_finite_differences(case):
+def test_conv1d_finite_differences(layout, case):
     (n, c, length, f), args = case
     rng = np.random.default_rng(3)
     layer = nn.Conv1d(c, f, rng=rng, dtype=np.float64, **args)
-    assert_gradients_match(layer, rng.standard_normal((n, c, length)))
+    with forced(layout):
+        assert_gradients_match(layer, rng.standard_normal((n, c, length)))
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -304,15 +363,17 @@ def test_dtype_preserved_and_backward_adds(rng):
     np.testing.assert_allclose(layer.weight.grad, 2 * once)
 
 
+@layouts
 @pytest.mark.parametrize("layer_cls,shape", [(nn.Conv2d, (2, 3, 6, 5)), (nn.Conv1d, (2, 3, 7))])
-def test_input_grad_false_skips_dx_only(layer_cls, shape, rng):
+def test_input_grad_false_skips_dx_only(layer_cls, shape, layout, rng):
     full = layer_cls(3, 4, 3, padding=1, rng=0)
     fast = layer_cls(3, 4, 3, padding=1, input_grad=False, rng=0)
     x = rng.standard_normal(shape).astype(np.float32)
-    dout = rng.standard_normal(full(x).shape).astype(np.float32)
-    fast(x)
-    assert full.backward(dout).shape == x.shape
-    assert fast.backward(dout) is None
+    with forced(layout):
+        dout = rng.standard_normal(full(x).shape).astype(np.float32)
+        fast(x)
+        assert full.backward(dout).shape == x.shape
+        assert fast.backward(dout) is None
     np.testing.assert_array_equal(fast.weight.grad, full.weight.grad)
     np.testing.assert_array_equal(fast.bias.grad, full.bias.grad)
 
@@ -324,7 +385,8 @@ def test_input_grad_false_skips_dx_only(layer_cls, shape, rng):
     ((1, 2, 9, 6), 3, dict(kernel_size=3, stride=3, dilation=(2, 1), padding=(1, 0), bias=False)),
     ((3, 1, 7, 5), 1, dict(kernel_size=(3, 1), stride=(2, 3), padding="same")),
 ])
-def test_conv2d_edge_shapes_match_torch(shape, f, args, rng):
+@layouts
+def test_conv2d_edge_shapes_match_torch(shape, f, args, layout, rng):
     layer = nn.Conv2d(shape[1], f, rng=rng, **args)
     x = rng.standard_normal(shape).astype(np.float32)
     tx, tw = t(x, True), t(layer.weight.data, True)
@@ -333,11 +395,12 @@ def test_conv2d_edge_shapes_match_torch(shape, f, args, rng):
     if isinstance(full["dilation"], int):
         full["dilation"] = (full["dilation"],) * 2
     ref = torch_conv2d(tx, tw, tb, full)
-    out = layer(x)
-    assert_close(out, ref, 1e-5, "out")
-    dout = rng.standard_normal(out.shape).astype(np.float32)
-    ref.backward(t(dout))
-    assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
+    with forced(layout):
+        out = layer(x)
+        assert_close(out, ref, 1e-5, "out")
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        ref.backward(t(dout))
+        assert_close(layer.backward(dout), tx.grad, 1e-5, "dx")
     assert_close(layer.weight.grad, tw.grad, 1e-4, "dw")
 
 

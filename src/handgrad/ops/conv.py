@@ -71,6 +71,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..shapes import output_sizes
+from . import im2row
 from .chunks import sample_chunks
 
 
@@ -155,6 +156,8 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     f, _, kh, kw = w.shape
     cg, fg = _groups(c, w, groups)
     g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
+    if im2row.use_im2row(g, c, kw, dilation[1], groups):
+        return im2row.forward(x, w, b, g)
     padded = xp.zeros(g.padded, dtype=x.dtype)
     padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x
     windows = _windows(padded, g, groups, w.shape)
@@ -184,6 +187,8 @@ def conv2d_backward(dout, cache, input_grad=True):
     at a time, the columns again from the padded input, and each chunk's
     products are added to the sum.
     """
+    if isinstance(cache, im2row.Cache):
+        return im2row.backward(dout, cache, input_grad)
     g, padded, w, has_bias, groups = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
