@@ -16,12 +16,14 @@ checkpoints (device -> host file -> device).
 import importlib.util
 import os
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 
 import strict_backend
-from handgrad import backend, gradcheck, models, nn, optim
+from handgrad import backend, gradcheck, models, nn, ops, optim
+from handgrad.ops import im2row
 from handgrad.backend import to_device, to_host
 from handgrad.data.text import StreamLoader
 from handgrad.io import load_model, save_model
@@ -104,6 +106,24 @@ def test_every_layer_forward_and_backward(case, device):
     assert grads.keys() == grads_d.keys()
     for name in grads:
         np.testing.assert_allclose(grads_d[name], grads[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("layout", ["im2col", "im2row"])
+def test_both_convolution_layouts(layout, device):
+    """gradcheck's cases are too small to take the im2row layout: each layout, forced."""
+    limits = {"im2col": dict(MAX_COLUMNS=-1), "im2row": dict(MAX_COLUMNS=1 << 30, MIN_RUN=0)}[layout]
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((5, 4, 3, 2)), rng.standard_normal(5)
+    args = ((2, 1), ((1, 0), (2, 1)), (1, 2))
+    with mock.patch.multiple(im2row, **limits):
+        out, cache = ops.conv2d_forward(*inputs, *args)
+        grads = ops.conv2d_backward(out, cache)
+        out_d, cache_d = ops.conv2d_forward(*on(device, inputs), *args)
+        grads_d = ops.conv2d_backward(on(device, out), cache_d)
+    assert isinstance(cache_d, im2row.Cache) == (layout == "im2row")
+    assert_same(out_d, out, "output")
+    for what, g_d, g in zip(("dx", "dw", "db"), grads_d, grads):
+        assert_same(g_d, g, what)
 
 
 # -- every recurrent kernel and its step-by-step reference ----------------------
