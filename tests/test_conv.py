@@ -173,16 +173,17 @@ def test_only_numpy_itself_is_cut_into_chunks():
 
 def test_layout_is_chosen_by_image_size_and_channels():
     """im2row for the cnn's 7 x 7 layer (48 -> 64 channels); im2col for its 28 x 28 and 14 x 14
-    layers, for few channels (short runs) and for groups."""
+    layers, for few channels (short runs: 4 channels x 3 kernel columns, or one column at a
+    time with dilation) and for groups."""
     def chosen(c, size, groups=1, kernel=3, dilation=1):
         x = np.zeros((2, c, size, size), np.float32)
         w = np.zeros((4 * groups, c // groups, kernel, kernel), np.float32)
         _, cache = conv2d_forward(x, w, None, (1, 1), ((1, 1), (1, 1)), (dilation, dilation), groups)
         return "im2row" if isinstance(cache, im2row.Cache) else "im2col"
 
-    assert chosen(48, 7) == chosen(64, 4) == chosen(16, 8) == "im2row"
+    assert chosen(48, 7) == chosen(64, 4) == chosen(16, 8) == chosen(8, 7) == "im2row"
     assert chosen(1, 28) == chosen(24, 14) == chosen(48, 28) == "im2col"
-    assert chosen(8, 7) == chosen(48, 7, groups=2) == chosen(8, 7, dilation=2) == "im2col"
+    assert chosen(4, 7) == chosen(48, 7, groups=2) == chosen(16, 7, dilation=2) == "im2col"
 
 
 def test_layouts_agree(rng):

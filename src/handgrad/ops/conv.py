@@ -17,6 +17,11 @@ The bias rides along in the same product, as one more column of W2 times a
 row of ones appended to cols:  W2 @ cols[n] + b = [W2 | b] @ [cols[n]; 1],
 which saves a pass over the output (and, backward, a pass over dout for db).
 
+On a small image with many channels that per-sample product is narrow (the
+cnn's 7 x 7 layer: 63 columns) and slow; such layers take the same products
+transposed, the pixels of a chunk of samples as the rows of one tall matrix
+(:mod:`.im2row`, chosen by :func:`.im2row.use_im2row`).
+
 The columns are built from a strided *view* of xp (no index arrays), copied
 into the layout the matrix product wants. Their rows run over (p, q, c),
 kernel offset first, so that each offset's block of rows is one slab; and
@@ -70,30 +75,9 @@ Conv1d is Conv2d on (N, C, 1, L) inputs with (F, Cg, 1, K) kernels.
 from __future__ import annotations
 
 from ..backend import array_module
-from ..shapes import output_sizes
 from . import im2row
 from .chunks import sample_chunks
-
-
-class _Geometry:
-    """Sizes of the 'wide' im2col layout (see ``conv2d_forward``) for one layer call."""
-
-    def __init__(self, x_shape, kernel, stride, padding, dilation):
-        (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-        (top, bottom), (left, right) = padding
-        n, c, h, w = x_shape
-        hp, wp = h + top + bottom, w + left + right
-        self.oh, self.ow = output_sizes((h, w), kernel, stride, padding, dilation)
-        # widen the padded rows to a multiple of sw, so stepping sw along the flat
-        # image moves one output column and R steps move sh rows down
-        self.width = wp + (-wp) % sw
-        self.row = sh * self.width // sw  # R: output columns per wide output row (>= ow)
-        # sh extra zero rows at the bottom keep the wide columns' reads in bounds
-        self.height = hp + sh
-        self.padded = (n, c, self.height, self.width)
-        self.sw, self.t = sw, self.oh * self.row
-        self.stride, self.dilation, self.hp, self.wp = stride, dilation, hp, wp
-        self.top, self.left, self.h, self.w = top, left, h, w
+from .geometry import Geometry
 
 
 def _groups(c, w, groups):
@@ -155,7 +139,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     n, c, _, _ = x.shape
     f, _, kh, kw = w.shape
     cg, fg = _groups(c, w, groups)
-    g = _Geometry(x.shape, (kh, kw), stride, padding, dilation)
+    g = Geometry(x.shape, (kh, kw), stride, padding, dilation)
     if im2row.use_im2row(g, c, kw, dilation[1], groups):
         return im2row.forward(x, w, b, g)
     padded = xp.zeros(g.padded, dtype=x.dtype)

@@ -17,41 +17,47 @@ are copied with long contiguous runs, no junk, and the product is one tall
 matrix times a (K, F) one. Gradients, with D = dout as (M, F), pixels as rows:
 
     dL/dW2^T = rows^T @ D          (with the ones column for the bias, db is its last row)
-    dL/drows = D @ W2,  dL/dxp[n, sh*i + dh*p, sw*j + dw*q, c] += dL/drows[(n, i, j), (p, q, c)]
+    dL/dx    = a convolution of dout, spread out by the stride, with the kernel
+               flipped and its channel axes swapped (:func:`_input_gradient`), itself im2row
 
-(col2im channels last: KH*KW strided additions, each a slab of the chunk).
-The price is two transposes, NCHW -> NHWC for the input and back for the
-output (and the same for the gradients), cheap next to the products.
+(and not D @ W2 added back window by window: KH*KW strided additions, which
+took longer than the product at the cnn's 7 x 7 layer). The price is the
+transposes, NCHW -> NHWC for the input and dout and back for the results,
+cheap next to the products.
 
-:func:`use_im2row` picks this layout where it is faster (measured on the
-project's machines, one core, batch 64, 3x3 kernels: a 7 x 7 image with 48 ->
-64 channels forward and backward 8.4 against 14.4 ms; 4 x 4 with 64 -> 128
-5.7 against 12.3; 8 x 8 with 32 -> 64 7.1 against 9.0; even at 10 x 10 and
-14 x 14, and slower with 8 input channels, whose runs are short). Groups
-stay with :mod:`.conv`.
+:func:`use_im2row` picks this layout where it is faster: at most
+MAX_COLUMNS wide im2col columns per sample, and runs of at least MIN_RUN
+values. Measured on one of the project's machines (2026-12-02; one core,
+batch 64, 3x3 kernels, forward and backward, best of 25 alternating rounds),
+im2col's time over im2row's: 7 x 7 images with 48 -> 64 channels 1.56 (11.4
+against 7.3 ms; PyTorch 5.5), 128 -> 128 1.50, 16 -> 32 1.27, 8 -> 16 1.30,
+but 4 -> 8 0.95 and 2 -> 8 0.77 (runs of 12 and 6 values); 4 x 4, 64 -> 128
+2.16; 8 x 8, 32 -> 64 1.24; 10 x 10, 48 -> 64 1.18 but 6 -> 16 0.84; 14 x 14
+0.93-1.12 (16 to 64 channels); 28 x 28 0.45-0.87. Groups stay with
+:mod:`.conv`.
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 
 from ..backend import array_module
 from .chunks import sample_chunks
+from .geometry import Geometry
 
 # im2col's per-sample product with at most this many (wide) columns is narrow enough to lose to im2row
 MAX_COLUMNS = 100
 # ... provided each kernel row's run of KW*C input values is at least this long
-MIN_RUN = 32
+MIN_RUN = 24
 
 
 def use_im2row(g, channels: int, kw: int, dilation_w: int, groups: int) -> bool:
-    """Whether a convolution with :class:`.conv._Geometry` ``g`` runs as im2row."""
+    """Whether a convolution of :class:`.geometry.Geometry` ``g`` runs as im2row."""
     run = kw * channels if dilation_w == 1 else channels
     return groups == 1 and g.t <= MAX_COLUMNS and run >= MIN_RUN
 
 
 class Cache(NamedTuple):
     """What :func:`backward` needs of a :func:`forward` call."""
-    g: object        # the layer's geometry (.conv._Geometry)
+    g: Geometry      # the layer's sizes
     padded: object   # the zero-padded input, channels last (N, HP, WP, C)
     w: object        # the weights (F, C, KH, KW)
     has_bias: bool
@@ -96,23 +102,29 @@ def _fill_rows(buffer, windows, samples, k):
 def forward(x, w, b, g):
     """out = rows @ W2^T + b a chunk of samples at a time; x (N, C, H, W), w (F, C, KH, KW),
     b (F,) or None, ``g`` the layer's geometry -> out (N, F, OH, OW) and the cache for :func:`backward`."""
-    xp = array_module(x)
-    n, c = x.shape[:2]
+    padded = _padded_rows(x, g)
+    return _product(padded, w, b, g), Cache(g, padded, w, has_bias=b is not None)
+
+
+def _product(padded, w, b, g):
+    """The convolution of the padded input ``padded`` (N, HP, WP, C), channels last,
+    as (N, F, OH, OW): one product per chunk of samples."""
+    xp = array_module(padded)
+    n, c = padded.shape[0], padded.shape[3]
     f, _, kh, kw = w.shape
     k, has_bias = kh * kw * c, b is not None
-    padded = _padded_rows(x, g)
     windows = _windows(padded, g, kh, kw)
     w2t = w.transpose(2, 3, 1, 0).reshape(k, f)
     if has_bias:
         w2t = xp.concatenate([w2t, b.reshape(1, f)])
-    out = xp.empty((n, f, g.oh * g.ow), dtype=xp.result_type(w2t, x))
-    chunks = sample_chunks(xp, n, (k + has_bias) * g.oh * g.ow * x.itemsize)
-    buffer = _row_buffer(xp, chunks[0].stop, g, k, has_bias, x.dtype)
+    out = xp.empty((n, f, g.oh * g.ow), dtype=xp.result_type(w2t, padded))
+    chunks = sample_chunks(xp, n, (k + has_bias) * g.oh * g.ow * padded.itemsize)
+    buffer = _row_buffer(xp, chunks[0].stop, g, k, has_bias, padded.dtype)
     for samples in chunks:
         m = samples.stop - samples.start
         product = _fill_rows(buffer, windows, samples, k) @ w2t
         out[samples] = product.reshape(m, g.oh * g.ow, f).transpose(0, 2, 1)
-    return out.reshape(n, f, g.oh, g.ow), Cache(g, padded, w, has_bias)
+    return out.reshape(n, f, g.oh, g.ow)
 
 
 def backward(dout, cache, input_grad=True):
@@ -122,30 +134,51 @@ def backward(dout, cache, input_grad=True):
     n, f = dout.shape[:2]
     _, c, kh, kw = w.shape
     k, pixels = kh * kw * c, g.oh * g.ow
-    (sh, sw), (dh, dw) = g.stride, g.dilation
     windows = _windows(padded, g, kh, kw)
-    w2 = w.transpose(0, 2, 3, 1).reshape(f, k)
     chunks = sample_chunks(xp, n, (k + has_bias + f) * pixels * dout.itemsize)
     buffer = _row_buffer(xp, chunks[0].stop, g, k, has_bias, padded.dtype)
     d_rows = xp.empty((chunks[0].stop, g.oh, g.ow, f), dtype=dout.dtype)
-    dx = xp.empty((n, c, g.h, g.w), dtype=dout.dtype) if input_grad else None
-    dxp = xp.empty((chunks[0].stop, g.hp, g.wp, c), dtype=dout.dtype) if input_grad else None
     dw2t = None
     for samples in chunks:
         m = samples.stop - samples.start
         d_rows[:m] = dout[samples].transpose(0, 2, 3, 1)
-        d = d_rows[:m].reshape(m * pixels, f)
-        part = _fill_rows(buffer, windows, samples, k).T @ d
+        part = _fill_rows(buffer, windows, samples, k).T @ d_rows[:m].reshape(m * pixels, f)
         dw2t = part if dw2t is None else dw2t + part
-        if input_grad:
-            d_windows = (d @ w2).reshape(m, g.oh, g.ow, kh, kw, c)
-            grad = dxp[:m]
-            grad[...] = 0
-            for p in range(kh):
-                for q in range(kw):
-                    grad[:, dh * p:dh * p + sh * (g.oh - 1) + 1:sh, dw * q:dw * q + sw * (g.ow - 1) + 1:sw] += \
-                        d_windows[:, :, :, p, q]
-            dx[samples] = grad[:, g.top:g.top + g.h, g.left:g.left + g.w].transpose(0, 3, 1, 2)
     db = dw2t[k] if has_bias else None
     dw = dw2t[:k].reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
-    return dx, dw, db
+    return (_input_gradient(dout, w, g) if input_grad else None), dw, db
+
+
+def _input_gradient(dout, w, g):
+    """dL/dx, itself a convolution (stride 1, the layer's dilation, no padding) of
+    the spread-out output gradient E with the flipped kernel, its channel axes swapped:
+
+        dx[n, c, y, x] = sum_{f, p, q} E[n, y + dh*p, x + dw*q, f] * w[f, c, KH-1-p, KW-1-q]
+        E[n, a + sh*i, b + sw*j, f] = dout[n, f, i, j],  zero elsewhere,
+
+    with a = dh*(KH-1) - top and b = dw*(KW-1) - left: the kernel offset that
+    reads x from output pixel (i, j) is p = (top + y - sh*i) / dh. E has
+    H + dh*(KH-1) rows and W + dw*(KW-1) columns, so the result is H x W; an
+    output pixel whose windows lie wholly in the padding falls outside E (its
+    gradient reaches no input)."""
+    xp = array_module(dout)
+    n, f = dout.shape[:2]
+    _, c, kh, kw = w.shape
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    spread = xp.zeros((n, g.h + dh * (kh - 1), g.w + dw * (kw - 1), f), dtype=dout.dtype)
+    rows, i = _placement(dh * (kh - 1) - g.top, sh, g.oh, spread.shape[1])
+    cols, j = _placement(dw * (kw - 1) - g.left, sw, g.ow, spread.shape[2])
+    spread[:, rows, cols] = dout[:, :, i, j].transpose(0, 2, 3, 1)
+    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return _product(spread, flipped, None, Geometry((n, f) + spread.shape[1:3], (kh, kw), (1, 1),
+                                                     ((0, 0), (0, 0)), (dh, dw)))
+
+
+def _placement(start, stride, count, length):
+    """(where, which): the positions start + stride*i inside range(length) for i in
+    range(count), as a slice of that range and the slice of the i that land there."""
+    first = max(0, -(start // stride))  # the first i with start + stride*i >= 0
+    last = min(count, -(-(length - start) // stride))  # one past the last i with start + stride*i < length
+    if last <= first:
+        return slice(0, 0), slice(0, 0)
+    return slice(start + stride * first, start + stride * (last - 1) + 1, stride), slice(first, last)
