@@ -27,7 +27,7 @@ def assert_gradients_match(module, x):
     report = check_module(module, x)
     assert max(report.values()) < 1e-6, report
 
-LAYOUTS = {"im2col": dict(MAX_COLUMNS=-1), "im2row": dict(MAX_COLUMNS=1 << 30, MIN_RUN=0)}
+LAYOUTS = {"im2col": dict(MAX_COLUMNS=-1), "im2row": dict(MAX_COLUMNS=1 << 30, MIN_RUN=0)}  # the rule's limits
 layouts = pytest.mark.parametrize("layout", list(LAYOUTS))
 
 
@@ -133,8 +133,11 @@ def test_conv2d_a_sample_at_a_time_matches_torch(layout, case):
 
 @layouts
 def test_chunks_change_only_the_order_of_the_weight_gradient_sum(layout, rng):
-    """Outputs and input gradients are per sample: bitwise the same in any chunks; dW and db
+    """Outputs and input gradients are per sample: in im2col bitwise the same in any chunks
+    (in im2row to rounding: a chunk is one product, whose row count BLAS may see); dW and db
     add the chunks' sums, so they agree to rounding. Chunks are equal but for the last."""
+    same = np.testing.assert_array_equal if layout == "im2col" else \
+        (lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6))
     x = rng.standard_normal((7, 3, 9, 8)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
@@ -151,8 +154,8 @@ def test_chunks_change_only_the_order_of_the_weight_gradient_sum(layout, rng):
             assert max(m for _, m in lengths) <= size and len({m for _, m in lengths[:-1]}) <= 1
             out_c, cache_c = conv2d_forward(x, w, b, *args)
             dx, dw, db = conv2d_backward(dout, cache_c)
-        np.testing.assert_array_equal(out_c, out)
-        np.testing.assert_array_equal(dx, whole[0])
+        same(out_c, out)
+        same(dx, whole[0])
         np.testing.assert_allclose(dw, whole[1], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(db, whole[2], rtol=1e-5, atol=1e-5)
     with forced(layout):
@@ -201,9 +204,34 @@ def test_layouts_agree(rng):
 
 
 @layouts
+def test_empty_images(layout, rng):
+    """An image of zero height: the output is the padding's (the bias), dx empty, dW zero."""
+    x = np.zeros((2, 8, 0, 5), np.float32)
+    w, b = rng.standard_normal((3, 8, 3, 3)).astype(np.float32), np.arange(3, dtype=np.float32)
+    with forced(layout):
+        out, cache = conv2d_forward(x, w, b, (1, 1), ((2, 2), (1, 1)))
+        dx, dw, db = conv2d_backward(np.ones(out.shape, np.float32), cache)
+    assert out.shape == (2, 3, 2, 5) and (out == b[:, None, None]).all()
+    assert dx.shape == x.shape and not dw.any() and (db == 20).all()
+
+
+def test_placement_is_the_positions_inside():
+    """im2row's input gradient puts output pixel i at start + stride*i, where inside the range."""
+    for start in range(-7, 8):
+        for stride in (1, 2, 3):
+            for count in range(5):
+                for length in range(8):
+                    where, which = im2row._placement(start, stride, count, length)
+                    inside = [i for i in range(count) if 0 <= start + stride * i < length]
+                    assert list(range(count))[which] == inside
+                    assert list(range(length))[where] == [start + stride * i for i in inside]
+
+
+@layouts
 def test_dtypes_promote_as_the_product_does(layout, rng):
     """The output has the dtype of W times the input (float64 weights on float32 or
-    integer inputs give float64), and dW that of the columns times dout, whatever the chunks."""
+    integer inputs give float64), dW that of the columns times dout, and dx dout's, whatever
+    the chunks."""
     w = rng.standard_normal((4, 2, 3, 3))  # float64
     for x in (rng.standard_normal((3, 2, 6, 5)).astype(np.float32), rng.integers(0, 255, (3, 2, 6, 5), np.uint8),
               rng.standard_normal((3, 2, 6, 5))):
@@ -213,8 +241,9 @@ def test_dtypes_promote_as_the_product_does(layout, rng):
                 assert out.dtype == np.float64, x.dtype
                 np.testing.assert_allclose(out, conv2d_forward(x.astype(np.float64), w, None, (1, 1),
                                                                ((1, 1), (1, 1)))[0], rtol=1e-12, atol=1e-9)
-                _, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache, input_grad=False)
+                dx, dw, _ = conv2d_backward(np.ones(out.shape, np.float32), cache)
                 assert dw.dtype == np.result_type(x.dtype, np.float32), x.dtype
+                assert dx.dtype == np.float32 and dx.shape == x.shape
 
 
 @layouts
@@ -381,6 +410,8 @@ def test_input_grad_false_skips_dx_only(layer_cls, shape, layout, rng):
 
 @pytest.mark.parametrize("shape,f,args", [
     ((1, 1, 5, 9), 1, dict(kernel_size=(2, 4))),  # one sample, one channel, non-square input and kernel
+    ((2, 3, 2, 3), 2, dict(kernel_size=1, padding=2, stride=2)),  # windows wholly in the padding
+    ((1, 2, 3, 4), 2, dict(kernel_size=(3, 1), padding=(4, 0), dilation=(2, 1))),
     ((1, 1, 1, 7), 2, dict(kernel_size=(1, 3), stride=(1, 2), padding="same")),
     ((2, 3, 4, 4), 2, dict(kernel_size=4)),  # the kernel covers the whole input: 1x1 output
     ((1, 2, 9, 6), 3, dict(kernel_size=3, stride=3, dilation=(2, 1), padding=(1, 0), bias=False)),

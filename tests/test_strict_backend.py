@@ -16,7 +16,6 @@ checkpoints (device -> host file -> device).
 import importlib.util
 import os
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ from handgrad.backend import to_device, to_host
 from handgrad.data.text import StreamLoader
 from handgrad.io import load_model, save_model
 from handgrad.train.evaluate import evaluate, predict, predict_logits
+from test_conv import forced
 from test_recurrent_reference import KERNELS, kernels
 
 strict_backend.register()
@@ -111,11 +111,10 @@ def test_every_layer_forward_and_backward(case, device):
 @pytest.mark.parametrize("layout", ["im2col", "im2row"])
 def test_both_convolution_layouts(layout, device):
     """gradcheck's cases are too small to take the im2row layout: each layout, forced."""
-    limits = {"im2col": dict(MAX_COLUMNS=-1), "im2row": dict(MAX_COLUMNS=1 << 30, MIN_RUN=0)}[layout]
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((5, 4, 3, 2)), rng.standard_normal(5)
     args = ((2, 1), ((1, 0), (2, 1)), (1, 2))
-    with mock.patch.multiple(im2row, **limits):
+    with forced(layout):
         out, cache = ops.conv2d_forward(*inputs, *args)
         grads = ops.conv2d_backward(out, cache)
         out_d, cache_d = ops.conv2d_forward(*on(device, inputs), *args)

@@ -7,12 +7,12 @@ width at which the matrix kernels run well below their speed, and the junk
 columns of the wide layout are a fifth of it. Here the samples' pixels are
 stacked instead, channels last, into one tall matrix per chunk of samples:
 
-    rows[(n, i, j), (p, q, c)] = xp[n, sh*i + dh*p, sw*j + dw*q, c]     (M, K), M = chunk * OH*OW
-    out[(n, i, j), f]          = rows @ W2^T + b                         (M, F)
+    rows[(n, i, j), (p, q, c)] = P[n, sh*i + dh*p, sw*j + dw*q, c]     (M, K), M = chunk * OH*OW
+    out[(n, i, j), f]          = rows @ W2^T + b                        (M, F)
 
-with xp the zero-padded input, channels last (N, HP, WP, C), and W2 the
+with P the zero-padded input, channels last (N, HP, WP, C), and W2 the
 weights with axes (F, KH, KW, C), as in :mod:`.conv`. Every row of ``rows``
-holds KH runs of KW*C consecutive values of xp (for dilation 1), so the rows
+holds KH runs of KW*C consecutive values of P (for dilation 1), so the rows
 are copied with long contiguous runs, no junk, and the product is one tall
 matrix times a (K, F) one. Gradients, with D = dout as (M, F), pixels as rows:
 
@@ -45,7 +45,7 @@ from .geometry import Geometry
 
 # im2col's per-sample product with at most this many (wide) columns is narrow enough to lose to im2row
 MAX_COLUMNS = 100
-# ... provided each kernel row's run of KW*C input values is at least this long
+# ... provided the runs its rows are copied in are at least this long: KW*C values, or C with dilation
 MIN_RUN = 24
 
 
@@ -108,7 +108,8 @@ def forward(x, w, b, g):
 
 def _product(padded, w, b, g):
     """The convolution of the padded input ``padded`` (N, HP, WP, C), channels last,
-    as (N, F, OH, OW): one product per chunk of samples."""
+    with w (F, C, KH, KW) and b (F,) or None, as (N, F, OH, OW): one product per
+    chunk of samples."""
     xp = array_module(padded)
     n, c = padded.shape[0], padded.shape[3]
     f, _, kh, kw = w.shape
@@ -159,19 +160,24 @@ def _input_gradient(dout, w, g):
     with a = dh*(KH-1) - top and b = dw*(KW-1) - left: the kernel offset that
     reads x from output pixel (i, j) is p = (top + y - sh*i) / dh. E has
     H + dh*(KH-1) rows and W + dw*(KW-1) columns, so the result is H x W; an
-    output pixel whose windows lie wholly in the padding falls outside E (its
-    gradient reaches no input)."""
+    output row (column) whose window lies wholly in the padding along that axis
+    falls outside E: its gradient reaches no input. With a stride, E is mostly
+    zeros, multiplied all the same (as :mod:`.conv`'s input gradient does too).
+    dx has dout's dtype, as in :mod:`.conv`."""
     xp = array_module(dout)
     n, f = dout.shape[:2]
     _, c, kh, kw = w.shape
+    if g.h == 0 or g.w == 0:  # an empty image: every window is padding
+        return xp.zeros((n, c, g.h, g.w), dtype=dout.dtype)
     (sh, sw), (dh, dw) = g.stride, g.dilation
     spread = xp.zeros((n, g.h + dh * (kh - 1), g.w + dw * (kw - 1), f), dtype=dout.dtype)
-    rows, i = _placement(dh * (kh - 1) - g.top, sh, g.oh, spread.shape[1])
-    cols, j = _placement(dw * (kw - 1) - g.left, sw, g.ow, spread.shape[2])
-    spread[:, rows, cols] = dout[:, :, i, j].transpose(0, 2, 3, 1)
+    ys, i = _placement(dh * (kh - 1) - g.top, sh, g.oh, spread.shape[1])
+    xs, j = _placement(dw * (kw - 1) - g.left, sw, g.ow, spread.shape[2])
+    spread[:, ys, xs] = dout[:, :, i, j].transpose(0, 2, 3, 1)
     flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    return _product(spread, flipped, None, Geometry((n, f) + spread.shape[1:3], (kh, kw), (1, 1),
-                                                     ((0, 0), (0, 0)), (dh, dw)))
+    dx = _product(spread, flipped, None, Geometry((n, f) + spread.shape[1:3], (kh, kw), (1, 1),
+                                                  ((0, 0), (0, 0)), (dh, dw)))
+    return dx.astype(dout.dtype, copy=False)
 
 
 def _placement(start, stride, count, length):
