@@ -157,8 +157,8 @@ def _input_gradient(dout, w, g):
         dx[n, c, y, x] = sum_{f, p, q} E[n, y + dh*p, x + dw*q, f] * w[f, c, KH-1-p, KW-1-q]
         E[n, a + sh*i, b + sw*j, f] = dout[n, f, i, j],  zero elsewhere,
 
-    with a = dh*(KH-1) - top and b = dw*(KW-1) - left: the kernel offset that
-    reads x from output pixel (i, j) is p = (top + y - sh*i) / dh. E has
+    with a = dh*(KH-1) - top and b = dw*(KW-1) - left (output row i reads input
+    row y with the kernel row p = (top + y - sh*i) / dh, here KH-1-p). E has
     H + dh*(KH-1) rows and W + dw*(KW-1) columns, so the result is H x W; an
     output row (column) whose window lies wholly in the padding along that axis
     falls outside E: its gradient reaches no input. With a stride, E is mostly
