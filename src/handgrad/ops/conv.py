@@ -140,7 +140,7 @@ def conv2d_forward(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     f, _, kh, kw = w.shape
     cg, fg = _groups(c, w, groups)
     g = Geometry(x.shape, (kh, kw), stride, padding, dilation)
-    if im2row.use_im2row(g, c, kw, dilation[1], groups):
+    if im2row.use_im2row(g, c, kw, groups):
         return im2row.forward(x, w, b, g)
     padded = xp.zeros(g.padded, dtype=x.dtype)
     padded[:, :, g.top:g.top + g.h, g.left:g.left + g.w] = x

@@ -49,9 +49,9 @@ MAX_COLUMNS = 100
 MIN_RUN = 24
 
 
-def use_im2row(g, channels: int, kw: int, dilation_w: int, groups: int) -> bool:
+def use_im2row(g, channels: int, kw: int, groups: int) -> bool:
     """Whether a convolution of :class:`.geometry.Geometry` ``g`` runs as im2row."""
-    run = kw * channels if dilation_w == 1 else channels
+    run = kw * channels if g.dilation[1] == 1 else channels
     return groups == 1 and g.t <= MAX_COLUMNS and run >= MIN_RUN
 
 
