@@ -86,7 +86,8 @@ def lstm_backward_naive(dout, caches):
 
 def _internal_order(xp, hid):
     """Row order taking PyTorch's gate blocks (i, f, g, o) to (i, f, o, g): the three
-    sigmoid gates first, so that one slice covers them."""
+    sigmoid gates first, so that one slice covers them. It swaps two blocks, so it
+    is its own inverse: indexing with it again takes (i, f, o, g) back."""
     return xp.concatenate([xp.arange(0, 2 * hid), xp.arange(3 * hid, 4 * hid), xp.arange(2 * hid, 3 * hid)])
 
 
@@ -242,15 +243,14 @@ def lstm_backward(dout, cache, input_grad=True):
             dh_gates.sum(axis=0, out=dh)
         else:
             xp.matmul(da_rows[t], w_hh, out=dh)
-    inverse = xp.argsort(order)
     inputs = rows[:-1].reshape(-1, width)
     if per_gate:
         # dW_k = sum_t da[k, t]^T rows[t], (4, H, D + 1 + H) stacked to (4H, D + 1 + H)
         flat = da.reshape(4, steps * n, hid)
-        dw = xp.matmul(flat.transpose(0, 2, 1), inputs).reshape(4 * hid, width)[inverse]
+        dw = xp.matmul(flat.transpose(0, 2, 1), inputs).reshape(4 * hid, width)[order]  # back to (i, f, g, o)
     else:
         flat = da_rows.reshape(-1, 4 * hid)
-        dw = (flat.T @ inputs)[inverse]
+        dw = (flat.T @ inputs)[order]  # back to (i, f, g, o)
     dx = None
     if input_grad:
         if per_gate:
