@@ -37,8 +37,10 @@ AMD EPYC (two processes, OpenBLAS's SkylakeX kernels, 9.45 s per epoch of steps;
 everything else, mostly the evaluations after each epoch, 8.6% of the run), and
 0.9303 in 5 min 33 s with OpenBLAS forced to its Haswell kernels (2026-12-01).
 Its 7 x 7 convolution now takes the im2row layout (:mod:`handgrad.ops.im2row`),
-which rounds differently: 0.9316 and 0.9319 (2026-12-02, on the slower machine
-of the README's speed section, 10 min 52 s and 10 min 33 s).
+which rounds differently: 0.9316 and 0.9319 (2026-12-02, on a slower machine,
+10 min 52 s and 10 min 33 s); the same 0.9316 in 6 min 12 s on the machine of
+the README's speed section, and 0.9303 in 8 min 9 s there with the Haswell
+kernels (``benchmarks/RESULTS.md`` keeps every run).
 On an earlier machine of this kind, with convolutions and max pooling working in
 chunks of samples, 0.9306 in 7 min 16 s. Kernels that round differently give
 slightly different runs: before the chunks 0.9314 (best validation 0.9398) in
