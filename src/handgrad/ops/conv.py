@@ -172,7 +172,13 @@ def conv2d_backward(dout, cache, input_grad=True):
     products are added to the sum.
     """
     if isinstance(cache, im2row.Cache):
-        return im2row.backward(dout, cache, input_grad)
+        g = cache.g
+        # Without padding, im2row's input gradient is a full convolution over a frame
+        # (H + KH - 1) x (W + KW - 1) mostly of zeros, copying KH*KW values per pixel;
+        # the separable one below copies KW per pixel of the input's own area, and is faster
+        separable = input_grad and g.hp == g.h and g.wp == g.w
+        dx, dw, db = im2row.backward(dout, cache, input_grad and not separable)
+        return (_input_gradient(dout, cache.w, g, 1) if separable else dx), dw, db
     g, padded, w, has_bias, groups = cache
     xp = array_module(dout)
     n, f, _, _ = dout.shape
