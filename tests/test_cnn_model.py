@@ -66,3 +66,35 @@ def test_shift_flip_kernel_follows_the_formula():
     expected[0, 0, :2] = x[0, 0, 1:]
     expected[1, 0, :, 1:] = x[1, 0, :, ::-1][:, :3]
     np.testing.assert_array_equal(out, expected)
+
+
+def naive_shift_flip(x, flips, rows, cols):
+    """The module docstring's formula, one pixel at a time."""
+    n, c, h, w = x.shape
+    out = np.zeros_like(x)
+    for k in range(n):
+        image = x[k, :, :, ::-1] if flips[k] else x[k]
+        for i in range(h):
+            for j in range(w):
+                if 0 <= i + rows[k] < h and 0 <= j + cols[k] < w:
+                    out[k, :, i, j] = image[:, i + rows[k], j + cols[k]]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shift_flip_kernel_matches_the_formula_pixel_by_pixel(seed):
+    """Random shapes, flips and offsets (up to beyond the image): forward equals the
+    formula, and backward is its transpose, dout scattered back the same way."""
+    rng = np.random.default_rng(seed)
+    n, c, h, w = rng.integers(1, 6, size=4)
+    x = rng.normal(size=(n, c, h, w))
+    flips = rng.random(n) < 0.5
+    rows, cols = rng.integers(-h - 1, h + 2, size=n), rng.integers(-w - 1, w + 2, size=n)
+    out, cache = shift_flip_forward(x, flips, rows, cols)
+    np.testing.assert_array_equal(out, naive_shift_flip(x, flips, rows, cols))
+    dout = rng.normal(size=out.shape)
+    dx = shift_flip_backward(dout, cache)
+    # <A x, d> = <x, A^T d> for every x: column by column, A^T d is d's preimage
+    basis = np.eye(x.size).reshape((x.size,) + x.shape)
+    expected = np.array([(naive_shift_flip(e, flips, rows, cols) * dout).sum() for e in basis]).reshape(x.shape)
+    np.testing.assert_allclose(dx, expected, rtol=0, atol=1e-12)
