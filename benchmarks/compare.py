@@ -54,7 +54,7 @@ import handgrad
 from handgrad import nn, optim
 from handgrad.backend import to_device
 from handgrad.heap import keep_freed_memory
-from handgrad.parallel import DataParallel, resolve_workers, usable_cores
+from handgrad.parallel import DataParallel, StepThreads, resolve_workers, small_products, usable_cores
 from handgrad.train.evaluate import predict_logits
 
 
@@ -113,7 +113,7 @@ def start_model(bench: Bench) -> nn.Module:
 
 
 def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
-    """(run, workers): ``run(steps)`` times ``steps`` handgrad training steps (forward,
+    """(run, workers, one_thread): ``run(steps)`` times ``steps`` handgrad training steps (forward,
     loss, backward, SGD update) or, ``evaluating``, predictions of the batch in eval
     mode; the model's batches are shared by ``workers`` processes as the Trainer
     resolves that number. ``stack`` (an ExitStack) stops the workers. On ``device``
@@ -124,6 +124,9 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
     opt = optim.SGD(model.parameters(), lr=bench.lr, momentum=0.9)
     workers = resolve_workers(model, workers)  # "auto" is 1 off the CPU
     net = stack.enter_context(DataParallel(model, workers)) if workers > 1 else model
+    # as the Trainer: in one process, training steps of small matrix products on one BLAS thread
+    one_thread = stack.enter_context(StepThreads(
+        device == "cpu" and workers == 1 and not evaluating and small_products(model, bench.batch_size))).one
 
     def train(steps: int) -> float:
         start = time.perf_counter()
@@ -141,7 +144,7 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
             predict_logits(net, x, batch_size=len(x))
         return time.perf_counter() - start
 
-    return (infer if evaluating else train), workers
+    return (infer if evaluating else train), workers, one_thread
 
 
 def torch_side(bench: Bench, evaluating: bool, device="cpu"):
@@ -191,13 +194,14 @@ def compare(name: str, args) -> float:
     if args.batch_size is not None:
         bench = replace(bench, batch_size=args.batch_size)
     with ExitStack() as stack:
-        run_hg, workers = handgrad_side(bench, args.workers, args.eval, stack)
+        run_hg, workers, one_thread = handgrad_side(bench, args.workers, args.eval, stack)
         run_pt = torch_side(bench, args.eval)
         run_hg(args.warmup)
         run_pt(args.warmup)
         what = "inference (eval mode)" if args.eval else "training"
         print(f"{name} {what}: batch {bench.batch_size}, {args.steps} steps x {args.repeats} rounds, "
-              f"PyTorch {torch.get_num_threads()} threads, handgrad {workers} process{'es' if workers > 1 else ''}")
+              f"PyTorch {torch.get_num_threads()} threads, handgrad {workers} process{'es' if workers > 1 else ''}"
+              f"{' (one BLAS thread)' if one_thread else ''}")
         ratios = []
         for r in range(args.repeats):
             hg = args.steps * bench.batch_size / timed(run_hg, args.steps)
@@ -243,7 +247,7 @@ def _peak_of(library: str, name: str, args) -> None:
     processes, worker_peaks = 1, [0]
     with ExitStack() as stack:
         if library == "handgrad":
-            run, processes = handgrad_side(bench, args.workers, args.eval, stack)
+            run, processes, _ = handgrad_side(bench, args.workers, args.eval, stack)
         else:
             import torch
 

@@ -66,9 +66,16 @@ refuses what it cannot split: a layer that draws or needs batch statistics
 without a ``shard`` attribute, and a carried state below the model itself.
 Needs ``os.fork``
 (Linux, macOS) and threadpoolctl.
+
+BLAS threads (:mod:`.threads`). A model that trains in one process (an MLP)
+leaves its products to BLAS's threads, except that training steps of small
+products run on one thread (:class:`StepThreads`, which the Trainer holds
+while it trains and lifts while it evaluates).
 """
 from .check import auto_workers, check_parallel, resolve_workers, usable_cores
+from .threads import StepThreads, small_products
 from .worker import ParallelError
 from .wrapper import DataParallel
 
-__all__ = ["DataParallel", "ParallelError", "auto_workers", "check_parallel", "resolve_workers", "usable_cores"]
+__all__ = ["DataParallel", "ParallelError", "StepThreads", "auto_workers", "check_parallel", "resolve_workers",
+           "small_products", "usable_cores"]

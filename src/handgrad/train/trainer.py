@@ -11,6 +11,8 @@ One training iteration on a batch (x, y) is the textbook step, :meth:`Trainer._s
 ``net`` is the model itself, or with ``workers > 1`` a
 :class:`~handgrad.parallel.DataParallel` wrapper of it whose forward and backward
 share the batch's rows between processes; nothing else of the loop changes.
+In one process, steps of small matrix products (an MLP at a small batch) run
+on one BLAS thread, faster than on all (see :mod:`handgrad.parallel.threads`).
 
 Around it the Trainer evaluates on the validation set (every epoch, or every
 ``eval_every`` training samples, and before the first update with
@@ -68,7 +70,7 @@ from .. import backend
 from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..heap import keep_freed_memory
-from ..parallel import DataParallel, resolve_workers
+from ..parallel import DataParallel, StepThreads, resolve_workers, small_products
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..optim import clip_grad_norm_
 from ..validate import fraction, positive_int, positive_number
@@ -209,6 +211,10 @@ class Trainer:
         self.eval_test = bool(eval_test)
         # processes sharing each batch: "auto" is the usable cores when the model can be split
         self.workers = 1 if device != "cpu" else resolve_workers(model, workers)
+        # in one process, the training steps of small matrix products run on one BLAS thread
+        rows = getattr(self.loader, "batch_size", None)
+        self._threads = StepThreads(self.workers == 1 and device == "cpu" and rows is not None
+                                    and small_products(model, rows))
 
         self.history = {"iteration_loss": [], "eval": []}
         self.epoch = 0            # completed epochs
@@ -241,7 +247,8 @@ class Trainer:
         self.model.train()
         # net: the model itself, or the model with each batch shared by worker processes
         # (training and evaluation batches alike)
-        with nullcontext(self.model) if self.workers == 1 else DataParallel(self.model, self.workers) as self._net:
+        with (nullcontext(self.model) if self.workers == 1 else DataParallel(self.model, self.workers)) as self._net, \
+                self._threads:
             if self.eval_at_start and not self.history["eval"]:
                 self._eval_and_checkpoint()
             self._fit_epochs()
@@ -322,7 +329,7 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
     def _evaluate(self, name, data):
-        with self._timed(f"evaluation: {name} set"):
+        with self._timed(f"evaluation: {name} set"), self._threads.lifted():
             result = evaluate(self._eval_net(data), self.loss, data, self.eval_batch_size)
         if result["non_finite"]:
             self._diverged(f"the model output on the {name} set contains NaN or inf")
@@ -335,7 +342,7 @@ class Trainer:
 
     def _test(self) -> None:
         """The test set, once, with the final (best-validation) weights."""
-        with self._timed("test set (best weights)"):
+        with self._timed("test set (best weights)"), self._threads.lifted():
             test = evaluate(self._eval_net(self.test_data), self.loss, self.test_data, self.eval_batch_size,
                             keep_predictions=True, progress=self.progress.tracker("test set"))
         self.test_accuracy, self.test_loss = test["accuracy"], test["loss"]
