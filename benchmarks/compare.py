@@ -54,7 +54,7 @@ import handgrad
 from handgrad import nn, optim
 from handgrad.backend import to_device
 from handgrad.heap import keep_freed_memory
-from handgrad.parallel import DataParallel, StepThreads, resolve_workers, small_products, usable_cores
+from handgrad.parallel import DataParallel, StepThreads, resolve_workers, steps_on_one_thread, usable_cores
 from handgrad.train.evaluate import predict_logits
 
 
@@ -125,18 +125,18 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
     workers = resolve_workers(model, workers)  # "auto" is 1 off the CPU
     net = stack.enter_context(DataParallel(model, workers)) if workers > 1 else model
     # as the Trainer: in one process, training steps of small matrix products on one BLAS thread
-    one_thread = stack.enter_context(StepThreads(
-        device == "cpu" and workers == 1 and not evaluating and small_products(model, bench.batch_size))).one
+    threads = StepThreads(not evaluating and steps_on_one_thread(model, bench.batch_size, workers, device))
 
     def train(steps: int) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            logits = net(x)
-            criterion(logits, y)
-            opt.zero_grad()
-            net.backward(criterion.backward())
-            opt.step()
-        return time.perf_counter() - start
+        with threads:  # held for handgrad's steps only, not PyTorch's
+            start = time.perf_counter()
+            for _ in range(steps):
+                logits = net(x)
+                criterion(logits, y)
+                opt.zero_grad()
+                net.backward(criterion.backward())
+                opt.step()
+            return time.perf_counter() - start
 
     def infer(steps: int) -> float:
         start = time.perf_counter()
@@ -144,7 +144,7 @@ def handgrad_side(bench: Bench, workers, evaluating: bool, stack, device="cpu"):
             predict_logits(net, x, batch_size=len(x))
         return time.perf_counter() - start
 
-    return (infer if evaluating else train), workers, one_thread
+    return (infer if evaluating else train), workers, threads.one
 
 
 def torch_side(bench: Bench, evaluating: bool, device="cpu"):

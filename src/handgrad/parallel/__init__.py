@@ -73,9 +73,9 @@ products run on one thread (:class:`StepThreads`, which the Trainer holds
 while it trains and lifts while it evaluates).
 """
 from .check import auto_workers, check_parallel, resolve_workers, usable_cores
-from .threads import StepThreads, small_products
+from .threads import StepThreads, steps_on_one_thread
 from .worker import ParallelError
 from .wrapper import DataParallel
 
 __all__ = ["DataParallel", "ParallelError", "StepThreads", "auto_workers", "check_parallel", "resolve_workers",
-           "small_products", "usable_cores"]
+           "steps_on_one_thread", "usable_cores"]

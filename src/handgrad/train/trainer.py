@@ -70,7 +70,7 @@ from .. import backend
 from ..backend import array_module, device_module, to_device, to_scalar
 from ..data.loader import BatchSource, DataLoader
 from ..heap import keep_freed_memory
-from ..parallel import DataParallel, StepThreads, resolve_workers, small_products
+from ..parallel import DataParallel, StepThreads, resolve_workers, steps_on_one_thread
 from .checkpoint import FILENAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..optim import clip_grad_norm_
 from ..validate import fraction, positive_int, positive_number
@@ -212,9 +212,8 @@ class Trainer:
         # processes sharing each batch: "auto" is the usable cores when the model can be split
         self.workers = 1 if device != "cpu" else resolve_workers(model, workers)
         # in one process, the training steps of small matrix products run on one BLAS thread
-        rows = getattr(self.loader, "batch_size", None)
-        self._threads = StepThreads(self.workers == 1 and device == "cpu" and rows is not None
-                                    and small_products(model, rows))
+        self._threads = StepThreads(steps_on_one_thread(model, getattr(self.loader, "batch_size", None),
+                                                        self.workers, device))
 
         self.history = {"iteration_loss": [], "eval": []}
         self.epoch = 0            # completed epochs
@@ -380,7 +379,8 @@ class Trainer:
             self.progress.message(f"early stopping: no better validation {what} in {self.patience} evaluations")
         self._checkpoint()
         if self.on_eval is not None:
-            self.on_eval(self, record)
+            with self._threads.lifted():  # the caller's code runs as it would outside fit
+                self.on_eval(self, record)
 
     def iteration_epoch(self) -> float:
         """Training progress in epochs, e.g. 2.5 half way through the third epoch."""
